@@ -1,0 +1,50 @@
+"""gluon_nets: ED-Net, MENet, ScaleNet, LW-DNA and OctConv in MXNet Gluon.
+
+CPU install:  pip install -e ".[test]"
+GPU install:  pip install mxnet-cu112==1.9.1 && pip install --no-deps -e . && pip install -r requirements-nomxnet.txt
+(``GLUON_NETS_MXNET=mxnet-cu112`` makes this file require the CUDA wheel instead of
+the CPU one, so pip never installs the CPU ``mxnet`` over it: both provide the
+same ``mxnet`` module.)
+"""
+import os
+
+from setuptools import find_packages, setup
+
+MXNET = os.environ.get('GLUON_NETS_MXNET', 'mxnet') + '==1.9.1'
+
+INSTALL_REQUIRES = [
+    MXNET,
+    'gluoncv==0.10.5.post0',
+    'numpy<1.24',              # mxnet 1.9.1 breaks on numpy>=1.24 (np.bool)
+    'opencv-python<4.9',
+    'scipy<1.12',
+    'matplotlib<3.9',
+    'pandas<2.2',
+    'tqdm',
+    'Pillow',
+    'requests',                # imported by gluoncv
+    'portalocker',             # imported by gluoncv
+]
+
+EXTRAS = {
+    'test': ['pytest', 'pytest-timeout'],
+    'torch': ['torch==2.13.0'],
+    'onnx': ['onnx==1.14.1', 'onnxruntime==1.18.1'],
+}
+
+setup(
+    name='gluon_nets',
+    version='0.1.0',
+    description='ED-Net, MENet, ScaleNet, LW-DNA and OctConv as MXNet Gluon models',
+    long_description=open(os.path.join(os.path.dirname(__file__), 'README.md')).read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.8,<3.12',
+    packages=find_packages(include=['gluon_nets', 'gluon_nets.*', 'symbols', 'symbols.*']),
+    py_modules=['train_imagenet', 'eval'],
+    include_package_data=True,
+    package_data={'gluon_nets': ['data/*.json', 'data/*.txt', 'data/*/*', 'data/**/*',
+                                 'models/*.json', 'models/**/*']},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    license='Apache-2.0',
+)
