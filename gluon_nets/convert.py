@@ -54,10 +54,13 @@ class ConversionPlan:
     ignored: set = field(default_factory=set)
 
 
-def register_converter(family):
-    """Decorator: ``fn(name, state_dict, **kwargs) -> ConversionPlan`` for a family."""
+def register_converter(family, models=None):
+    """Decorator: ``fn(name, state_dict, **kwargs) -> ConversionPlan`` for a family, or
+    only for the registry names in ``models`` (which then take precedence over the
+    family's converter)."""
     def decorator(fn):
-        _CONVERTERS[family] = fn
+        for key in (models or [family]):
+            _CONVERTERS[key] = fn
         return fn
     return decorator
 
@@ -113,7 +116,7 @@ def convert_state_dict(name, state_dict, ctx=None, **kwargs):
     """
     import mxnet as mx
     info = get_model_info(name)
-    converter = _CONVERTERS.get(info.family)
+    converter = _CONVERTERS.get(info.name) or _CONVERTERS.get(info.family)
     if converter is None:
         raise ConversionError('no converter is registered for family %r (model %s)'
                               % (info.family, info.name))
