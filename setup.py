@@ -26,6 +26,11 @@ INSTALL_REQUIRES = [
     'portalocker',             # imported by gluoncv
 ]
 
+def _readme():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'README.md')
+    return open(path).read() if os.path.exists(path) else ''
+
+
 EXTRAS = {
     'test': ['pytest', 'pytest-timeout'],
     'torch': ['torch==2.13.0'],
@@ -36,7 +41,7 @@ setup(
     name='gluon_nets',
     version='0.1.0',
     description='ED-Net, MENet, ScaleNet, LW-DNA and OctConv as MXNet Gluon models',
-    long_description=open(os.path.join(os.path.dirname(__file__), 'README.md')).read(),
+    long_description=_readme(),
     long_description_content_type='text/markdown',
     python_requires='>=3.8,<3.12',
     packages=find_packages(include=['gluon_nets', 'gluon_nets.*', 'symbols', 'symbols.*']),

@@ -1,0 +1,70 @@
+"""Timing helpers shared by the bench scripts.
+
+Import this module before mxnet/torch in a bench script: ``set_threads`` must run
+before MXNet loads (it reads OMP_NUM_THREADS once, and uses ONE thread otherwise).
+"""
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def set_threads(threads=None):
+    """Set OMP_NUM_THREADS (default: all cores) before mxnet/torch load; returns the count."""
+    threads = int(threads or os.environ.get('OMP_NUM_THREADS') or os.cpu_count() or 1)
+    if 'mxnet' in sys.modules:
+        raise RuntimeError('set_threads() must run before mxnet is imported')
+    os.environ['OMP_NUM_THREADS'] = str(threads)
+    os.environ.setdefault('MKL_NUM_THREADS', str(threads))
+    return threads
+
+
+def throughput(step, batch, warmup=2, runs=5, min_time=0.0):
+    """Median images/s of ``step()`` (which must block until done) over ``runs``
+    timed calls after ``warmup`` untimed ones; each timed call processes ``batch`` images."""
+    for _ in range(warmup):
+        step()
+    times = []
+    deadline = time.perf_counter() + min_time
+    while len(times) < runs or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def mxnet_step(net, batch, size, ctx=None):
+    """A callable running ``net`` on a (batch, 3, size, size) input and waiting for it."""
+    import mxnet as mx
+    x = mx.nd.random.uniform(shape=(batch, 3, size, size), ctx=ctx or mx.cpu())
+
+    def step():
+        net(x).wait_to_read()
+    return step
+
+
+def torch_step(model, batch, size, threads):
+    """A callable running a torch ``model`` (eval, no grad) on a random batch."""
+    import torch
+    torch.set_num_threads(threads)
+    model.eval()
+    x = torch.rand(batch, 3, size, size)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+    return step
+
+
+def format_table(header, rows):
+    """Plain-text table (Markdown pipe style) of ``rows`` under ``header``."""
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = ['| ' + ' | '.join(c.ljust(w) for c, w in zip(cells[0], widths)) + ' |',
+           '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
+    out += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)) + ' |' for r in cells[1:]]
+    return '\n'.join(out)
