@@ -1,0 +1,159 @@
+"""Data for ``train_imagenet.py`` and ``eval.py``: RecordIO shards, image folders and
+the embedded ``fashion-mnist-mini`` set, with GluonCV's ImageNet transforms.
+
+API
+---
+``dataset_info(name)`` -> dict with ``num_classes``, ``input_size``, ``crop_ratio``,
+``mean``, ``std`` (RGB, on the [0, 1] pixel scale, as ``transforms.Normalize``),
+``class_names``, ``train_rec`` (list of shard paths), ``val_rec``, plus the
+recipe defaults ``min_random_area``, ``jitter``, ``lighting``. Names:
+``fashion-mnist-mini`` (shipped; 12,000 train / 2,000 val images, 10 classes,
+32x32 grey stored as 3-channel PNG records) and ``imagenet`` (statistics only).
+
+``val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None,
+batch_size=32, input_size=224, crop_ratio=0.875, num_workers=0, mean=None, std=None,
+num_classes=None)`` -> iterable of ``(data, label)``: ``data`` an (N, 3, H, W)
+float32 NDArray, normalised; ``label`` an (N,) float32 NDArray of class indices.
+Every validation image exactly once, last batch partial. Transform: shorter side
+to ceil(input_size / crop_ratio), centre crop, (x - mean) / std. Exactly one source:
+``dataset`` (an embedded name), ``rec_val`` (a .rec, a comma list or a glob of
+shards; ``rec_val_idx`` defaults to each .rec's .idx) or ``data_dir`` (a tree
+``data_dir/val/<class>/<image>``, or ``data_dir/<class>/<image>`` when it has no
+``val`` subfolder). ``mean``/``std`` default to the dataset's (ImageNet's for
+your own data).
+
+``train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None,
+batch_size=32, input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
+num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
+lighting=None)`` -> the same kind of iterable with GluonCV's training
+augmentation (random resized crop of area [min_random_area, 1] and aspect [3/4, 4/3],
+horizontal flip, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1),
+shuffled from ``(seed, epoch)`` -- call ``loader.set_epoch(e)`` before each pass --
+last partial batch dropped, ``len(loader)`` batches per pass. With ``num_parts``
+workers, worker ``part_index`` reads a disjoint part of the data and all parts
+give the same number of batches.
+
+Both loaders have ``num_samples`` (records this worker reads per pass).
+
+Every problem raises :class:`DataError` (a ``ValueError``) naming the file: missing,
+empty, truncated or corrupt ``.rec``/``.idx`` (with the record index), empty
+folders, labels >= ``num_classes``.
+
+Making data: ``python -m gluon_nets.data.make_rec`` (image tree -> shuffled shards,
+GluonCV's im2rec settings); ``python -m gluon_nets.data.make_embedded`` rebuilt the
+shipped set (not needed at run time).
+"""
+import os
+
+from .recordio import DataError, RecordLoader, resolve_shards, scan_record_file
+from .folder import FolderLoader, check_folder
+
+__all__ = ['DataError', 'dataset_info', 'list_datasets', 'train_loader', 'val_loader',
+           'IMAGENET_MEAN', 'IMAGENET_STD']
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_FMNIST_DIR = os.path.join(_HERE, 'fashion_mnist_mini')
+
+_DATASETS = {
+    'fashion-mnist-mini': dict(
+        num_classes=10, input_size=32, crop_ratio=0.875,
+        # per-channel statistics of the 12k training images (grey, padded to 32 px)
+        mean=(0.2193, 0.2193, 0.2193), std=(0.3323, 0.3323, 0.3323),
+        class_names=['t-shirt/top', 'trouser', 'pullover', 'dress', 'coat', 'sandal',
+                     'shirt', 'sneaker', 'bag', 'ankle boot'],
+        train_rec=[os.path.join(_FMNIST_DIR, 'train-0.rec'), os.path.join(_FMNIST_DIR, 'train-1.rec')],
+        val_rec=os.path.join(_FMNIST_DIR, 'val.rec'),
+        # 32-px garments lose too much under ImageNet's 8% crops; grey images have no
+        # colour for PCA lighting to model
+        min_random_area=0.35, jitter=0.4, lighting=0.0,
+        licence=os.path.join(_FMNIST_DIR, 'LICENSE')),
+    'imagenet': dict(
+        num_classes=1000, input_size=224, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        class_names=None, train_rec=None, val_rec=None,
+        min_random_area=0.08, jitter=0.4, lighting=0.1, licence=None),
+}
+
+
+def list_datasets():
+    """Names accepted by :func:`dataset_info` and ``--dataset``."""
+    return sorted(_DATASETS)
+
+
+def dataset_info(name):
+    """Facts and default recipe of a named dataset (a fresh dict; see the module doc)."""
+    key = str(name).lower().replace('_', '-')
+    if key not in _DATASETS:
+        raise DataError('unknown dataset %r; known: %s' % (name, ', '.join(list_datasets())))
+    info = dict(_DATASETS[key])
+    info['name'] = key
+    info['class_names'] = list(info['class_names']) if info['class_names'] else None
+    info['train_rec'] = list(info['train_rec']) if info['train_rec'] else None
+    return info
+
+
+def _one_source(dataset, rec, data_dir, kind):
+    given = [n for n, v in (('dataset', dataset), ('rec_' + kind, rec), ('data_dir', data_dir)) if v]
+    if len(given) > 1:
+        raise DataError('give one data source, not %s' % ' and '.join(given))
+    if not given:
+        return 'dataset', 'fashion-mnist-mini'
+    return given[0], {'dataset': dataset, 'rec_' + kind: rec, 'data_dir': data_dir}[given[0]]
+
+
+def _stats(dataset, mean, std):
+    if dataset:
+        info = dataset_info(dataset)
+        return (mean or info['mean']), (std or info['std'])
+    return (mean or IMAGENET_MEAN), (std or IMAGENET_STD)
+
+
+def _folder(data_dir, split):
+    sub = os.path.join(os.path.expanduser(data_dir), split)
+    return sub if os.path.isdir(sub) else os.path.expanduser(data_dir)
+
+
+def _shards(rec, idx, num_classes):
+    return [scan_record_file(r, i, num_classes) for r, i in resolve_shards(rec, idx)]
+
+
+def val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, batch_size=32,
+               input_size=224, crop_ratio=0.875, num_workers=0, mean=None, std=None,
+               num_classes=None):
+    """Validation batches (see the module doc)."""
+    kind, source = _one_source(dataset, rec_val, data_dir, 'val')
+    mean, std = _stats(source if kind == 'dataset' else None, mean, std)
+    if kind == 'dataset':
+        info = dataset_info(source)
+        num_classes = num_classes or info['num_classes']
+        rec_val, rec_val_idx, kind = info['val_rec'], None, 'rec_val'
+    if kind == 'rec_val':
+        return RecordLoader(_shards(rec_val, rec_val_idx, num_classes), batch_size, input_size,
+                            False, mean, std, num_workers=num_workers, crop_ratio=crop_ratio,
+                            num_classes=num_classes)
+    return FolderLoader(_folder(data_dir, 'val'), batch_size, input_size, False, mean, std,
+                        num_workers=num_workers, crop_ratio=crop_ratio, num_classes=num_classes)
+
+
+def train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None, batch_size=32,
+                 input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
+                 num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
+                 lighting=None):
+    """Training batches with GluonCV's augmentation (see the module doc)."""
+    kind, source = _one_source(dataset, rec_train, data_dir, 'train')
+    mean, std = _stats(source if kind == 'dataset' else None, mean, std)
+    recipe = dataset_info(source if kind == 'dataset' else 'imagenet')
+    aug = dict(min_random_area=recipe['min_random_area'] if min_random_area is None else min_random_area,
+               jitter=recipe['jitter'] if jitter is None else jitter,
+               lighting=recipe['lighting'] if lighting is None else lighting)
+    common = dict(num_workers=num_workers, num_parts=num_parts, part_index=part_index, seed=seed,
+                  **aug)
+    if kind == 'dataset':
+        num_classes = num_classes or recipe['num_classes']
+        rec_train, rec_train_idx, kind = recipe['train_rec'], None, 'rec_train'
+    if kind == 'rec_train':
+        return RecordLoader(_shards(rec_train, rec_train_idx, num_classes), batch_size, input_size,
+                            True, mean, std, num_classes=num_classes, **common)
+    return FolderLoader(_folder(data_dir, 'train'), batch_size, input_size, True, mean, std,
+                        num_classes=num_classes, **common)
