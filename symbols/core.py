@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -172,8 +173,10 @@ def _first_line(err):
 
 def _imports(prefix, ctx=None):
     import mxnet as mx
-    block = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', [INPUT_NAME],
-                                         prefix + '-0000.params', ctx=ctx or mx.cpu())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        block = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', [INPUT_NAME],
+                                             prefix + '-0000.params', ctx=ctx or mx.cpu())
     block.hybridize(static_alloc=True, static_shape=True)
     return block
 
@@ -228,7 +231,6 @@ def _op_counts(symbol_file, prefix=''):
 def _save_int8(tmp, stem, plain, x, ref, checks, calib_data, num_calib_examples,
                calib_mode, quantize_mode, quantize_granularity):
     import logging
-    import warnings
     import mxnet as mx
     from mxnet.contrib.quantization import quantize_net_v2
     if not mx.runtime.Features().is_enabled('MKLDNN'):
@@ -463,9 +465,12 @@ def _convert_to_onnx(sym, params, shape):
 
     MXNetGraph.convert_layer = staticmethod(recording)
     try:
-        graph = MXNetGraph().create_onnx_graph_proto(
-            sym, params, [tuple(shape)], [onnx.TensorProto.FLOAT], opset_version=ONNX_OPSET,
-            dynamic=True, dynamic_input_shapes=[(None,) + tuple(shape[1:])])
+        with warnings.catch_warnings():
+            # the exporter uses onnx.mapping, deprecated in onnx 1.14 (still works)
+            warnings.simplefilter('ignore', DeprecationWarning)
+            graph = MXNetGraph().create_onnx_graph_proto(
+                sym, params, [tuple(shape)], [onnx.TensorProto.FLOAT], opset_version=ONNX_OPSET,
+                dynamic=True, dynamic_input_shapes=[(None,) + tuple(shape[1:])])
     except Exception as err:
         node = current.get('node')
         where = ('operator %s (node %s)' % (node['op'], node['name'])) if node else 'the graph'
@@ -629,8 +634,11 @@ def load(prefix, epoch=None, ctx=None, hybridize=True):
         raise RuntimeError('%s is a oneDNN-fused (or int8) graph; this MXNet build has no '
                            'oneDNN: use the plain export' % symbol_file)
     try:
-        block = mx.gluon.SymbolBlock.imports(symbol_file, [input_name], params_file,
-                                             ctx=ctx or mx.cpu())
+        with warnings.catch_warnings():
+            # "Cannot decide type for data": the input is float32 by contract
+            warnings.simplefilter('ignore', UserWarning)
+            block = mx.gluon.SymbolBlock.imports(symbol_file, [input_name], params_file,
+                                                 ctx=ctx or mx.cpu())
     except Exception as err:
         raise ValueError('cannot load %s with %s: %s'
                          % (symbol_file, params_file, _first_line(err))) from None

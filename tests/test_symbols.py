@@ -1,0 +1,423 @@
+"""symbols/: export -> reload without gluon_nets (bit-identical), oneDNN-fused graph
+(within 1e-5), ONNX -> onnxruntime (within 1e-4, or a refusal naming the operator),
+INT8, deployer JSON, atomic writes, the CLI.
+
+Zoo coverage is parametrised over ``gluon_nets.list_models()``: by default one
+representative per family (its cheapest non-slow model) at the model's smallest input;
+every model at its own input size under ``-m full``.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+mx = pytest.importorskip('mxnet')
+sys.path.insert(0, ROOT)
+import gluon_nets  # noqa: E402
+import symbols  # noqa: E402
+from symbols.core import FUSED_TOLERANCE, ONNX_TOLERANCE, relative_error  # noqa: E402
+from mxnet.gluon import nn  # noqa: E402
+from mxnet.gluon.block import HybridBlock  # noqa: E402
+
+CLASSES = 10
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _representatives():
+    """Cheapest non-slow model of each family (fewest MACs, then params)."""
+    best = {}
+    for name in gluon_nets.list_models():
+        info = gluon_nets.get_model_info(name)
+        if info.slow:
+            continue
+        key = (info.macs or 0, info.params or 0, name)
+        if info.family not in best or key < best[info.family][0]:
+            best[info.family] = (key, name)
+    return sorted(name for _, name in best.values())
+
+
+def _model_params():
+    chosen = set(_representatives())
+    out = []
+    for name in gluon_nets.list_models():
+        if name in chosen:
+            out.append(pytest.param(name, id=name))
+        else:
+            out.append(pytest.param(name, id=name, marks=pytest.mark.full))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _full_is_opt_in(request):
+    if request.node.get_closest_marker('full') and 'full' not in (request.config.getoption('-m') or ''):
+        pytest.skip('every model of a family: run with -m full')
+
+
+def _size(name, request):
+    info = gluon_nets.get_model_info(name)
+    if request.node.get_closest_marker('full'):
+        return info.input_size
+    return max(info.min_input_size, 32)
+
+
+def _randomise(net, seed=0):
+    """Non-trivial BN statistics and affine terms, so that folding BN into the conv
+    (fused graph, ONNX) is really exercised."""
+    rng = np.random.RandomState(seed)
+    for name, param in net.collect_params().items():
+        shape = param.shape
+        if name.endswith(('running_var', 'moving_var')):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, shape)))
+        elif name.endswith(('running_mean', 'moving_mean', 'beta')):
+            param.set_data(mx.nd.array(rng.normal(0, 0.1, shape)))
+        elif name.endswith('gamma'):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.0, shape)))
+
+
+def _zoo_net(name, size):
+    mx.random.seed(0)
+    net = gluon_nets.get_model(name, classes=CLASSES)
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    net(mx.nd.zeros((1, 3, size, size)))
+    _randomise(net)
+    return net
+
+
+def _logits(net, x):
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net(mx.nd.array(x)).asnumpy()
+
+
+def _new_entries(directory, before):
+    return sorted(set(os.listdir(directory)) - set(before))
+
+
+# A reload script that cannot import gluon_nets: it checks the artefact needs only mxnet.
+RELOAD = textwrap.dedent('''
+    import sys, importlib.abc
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "gluon_nets" or name.startswith("gluon_nets.") or name == "gluoncv":
+                raise ImportError("blocked: " + name)
+    sys.meta_path.insert(0, Block())
+    sys.path.insert(0, sys.argv[1])
+    import os
+    # Module's executor applies the oneDNN subgraph pass by default (fused = not bitwise)
+    os.environ["MXNET_SUBGRAPH_BACKEND"] = "NONE"
+    import numpy as np, mxnet as mx
+    import symbols
+    prefix, x_file, out_file = sys.argv[2], sys.argv[3], sys.argv[4]
+    x = np.load(x_file)
+    block = symbols.load(prefix)
+    via_block = block(mx.nd.array(x)).asnumpy()
+    sym, args, aux = mx.model.load_checkpoint(prefix, 0)
+    mod = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[("data", x.shape)], for_training=False)
+    mod.set_params(args, aux)
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)]), is_train=False)
+    via_module = mod.get_outputs()[0].asnumpy()
+    try:
+        import gluon_nets
+        leaked = True
+    except ImportError:
+        leaked = False
+    np.savez(out_file, block=via_block, module=via_module, leaked=leaked,
+             info=repr(block.deploy_info["model"]))
+''')
+
+
+def _reload_elsewhere(prefix, x, tmp_path):
+    np.save(str(tmp_path / 'x.npy'), x)
+    script = tmp_path / 'reload.py'
+    script.write_text(RELOAD)
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    proc = subprocess.run([sys.executable, str(script), ROOT, prefix, str(tmp_path / 'x.npy'),
+                           str(tmp_path / 'out.npz')], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(str(tmp_path / 'out.npz'))
+
+
+# ----------------------------------------------------------------------------- a small net
+# (not registered: it exercises the operators with exporter quirks whatever families exist)
+
+class _Probe(HybridBlock):
+    """conv-BN-ReLU stem, a residual add, a channel shuffle (Reshape with -4/-3 codes),
+    bilinear resize with align_corners=False (needs the ONNX half_pixel patch), nearest
+    upsampling, concat, SE-style gate (multiply), global pooling, dense."""
+
+    def __init__(self, classes=CLASSES, tail=None, **kwargs):
+        super().__init__(**kwargs)
+        self.tail = tail
+        with self.name_scope():
+            self.stem = nn.HybridSequential()
+            self.stem.add(nn.Conv2D(12, 3, padding=1, use_bias=False, in_channels=3),
+                          nn.BatchNorm(in_channels=12), nn.Activation('relu'))
+            self.conv_a = nn.Conv2D(12, 3, padding=1, groups=3, use_bias=False, in_channels=12)
+            self.bn_a = nn.BatchNorm(in_channels=12)
+            self.relu = nn.Activation('relu')
+            self.conv_b = nn.Conv2D(12, 1, use_bias=False, in_channels=12)
+            self.bn_b = nn.BatchNorm(in_channels=12)
+            self.gate = nn.Conv2D(24, 1, in_channels=24)
+            self.sigmoid = nn.Activation('sigmoid')
+            self.fc = nn.Dense(classes, in_units=24)
+
+    def hybrid_forward(self, F, x):
+        x = self.stem(x)
+        y = self.relu(self.bn_a(self.conv_a(x)) + x)
+        y = F.reshape(F.swapaxes(F.reshape(y, (0, -4, 3, -1, -2)), 1, 2), (0, -3, -2))
+        small = F.Pooling(y, kernel=(3, 3), stride=(3, 3), pool_type='avg')
+        up = F.contrib.BilinearResize2D(small, height=14, width=14, align_corners=False)
+        coarse = F.UpSampling(F.Pooling(y, kernel=(2, 2), stride=(2, 2), pool_type='max'),
+                              scale=2, sample_type='nearest')
+        z = F.concat(self.bn_b(self.conv_b(up)), coarse, dim=1)
+        z = F.broadcast_mul(z, self.sigmoid(self.gate(
+            F.Pooling(z, global_pool=True, pool_type="avg", kernel=(1, 1)))))
+        if self.tail == 'adaptive2':
+            z = F.contrib.AdaptiveAvgPooling2D(z, output_size=2)
+        elif self.tail == 'like':
+            z = F.contrib.BilinearResize2D(z, y, mode='like')
+        return self.fc(F.Pooling(z, global_pool=True, pool_type='avg', kernel=(1, 1)))
+
+
+PROBE_SIZE = 14
+
+
+def _probe(tail=None):
+    mx.random.seed(1)
+    net = _Probe(tail=tail)
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    _randomise(net, seed=1)
+    return net
+
+
+def _x(batch, size, seed=3):
+    return np.random.RandomState(seed).uniform(-2, 2, (batch, 3, size, size)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- probe tests
+
+def test_probe_symbol_reload_is_bit_identical_without_gluon_nets(tmp_path):
+    net = _probe()
+    info = symbols.export(net, str(tmp_path), 'probe', input_size=PROBE_SIZE, batch=2)
+    x = _x(3, PROBE_SIZE)
+    want = _logits(net, x)
+    got = _reload_elsewhere(str(tmp_path / 'probe'), x, tmp_path)
+    assert not got['leaked']
+    assert np.array_equal(got['block'], want)
+    assert np.array_equal(got['module'], want)
+    assert info['checks']['reload_bit_identical'] is True
+    with open(info['files']['deploy']) as f:
+        deploy = json.load(f)
+    assert deploy['input_shape'] == [2, 3, PROBE_SIZE, PROBE_SIZE]
+    assert deploy['classes'] == CLASSES
+    assert deploy['preprocess']['mean'] == list(symbols.IMAGENET_MEAN)
+    assert deploy['gluon_nets_version'] == gluon_nets.__version__
+    assert sorted(os.listdir(str(tmp_path))) == sorted(
+        ['probe-symbol.json', 'probe-0000.params', 'probe-deploy.json', 'x.npy', 'reload.py',
+         'out.npz'])
+
+
+def test_probe_fused_graph_is_fused_and_close(tmp_path):
+    net = _probe()
+    info = symbols.export(net, str(tmp_path), 'probe', format='fused', input_size=PROBE_SIZE)
+    assert info['checks']['fused_ops'].get('_sg_mkldnn_conv', 0) >= 3
+    x = _x(4, PROBE_SIZE)
+    fused = symbols.load(str(tmp_path / 'probe-fused'))
+    assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+
+
+def test_probe_onnx_matches_onnxruntime_with_patched_resize(tmp_path):
+    onnx = pytest.importorskip('onnx')
+    net = _probe()
+    info = symbols.export(net, str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
+    model = onnx.load(info['files']['onnx'])
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')] == [13]
+    resize = [n for n in model.graph.node if n.op_type == 'Resize']
+    modes = {a.s for n in resize for a in n.attribute if a.name == 'coordinate_transformation_mode'}
+    assert modes == {b'half_pixel'}
+    assert info['checks']['onnx_patched_resize_nodes']
+    runner = symbols.load_onnx(info['files']['onnx'], threads=1)
+    for batch in (1, 5):                       # dynamic batch axis
+        x = _x(batch, PROBE_SIZE, seed=batch)
+        assert relative_error(runner(x), _logits(net, x)) < ONNX_TOLERANCE
+
+
+def test_unpatched_resize_would_be_wrong(tmp_path):
+    """The half_pixel patch is needed: mxnet 1.9.1's own file differs from MXNet."""
+    onnx = pytest.importorskip('onnx')
+    net = _probe()
+    info = symbols.export(net, str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
+    model = onnx.load(info['files']['onnx'])
+    for node in model.graph.node:
+        if node.op_type == 'Resize':
+            for attr in node.attribute:
+                if attr.name == 'coordinate_transformation_mode':
+                    attr.s = b'align_corners'
+    path = str(tmp_path / 'unpatched.onnx')
+    onnx.save(model, path)
+    x = _x(2, PROBE_SIZE)
+    assert relative_error(symbols.load_onnx(path)(x), _logits(net, x)) > 1e-3
+
+
+@pytest.mark.parametrize('tail, operator', [
+    ('adaptive2', '_contrib_AdaptiveAvgPooling2D'),
+    ('like', '_contrib_BilinearResize2D'),
+])
+def test_onnx_refusal_names_the_operator_and_leaves_nothing(tmp_path, tail, operator):
+    pytest.importorskip('onnx')
+    net = _probe(tail)
+    before = os.listdir(str(tmp_path))
+    with pytest.raises(symbols.ExportError, match=operator):
+        symbols.export(net, str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
+    assert _new_entries(str(tmp_path), before) == []
+
+
+def test_failed_check_leaves_no_file(tmp_path, monkeypatch):
+    """A failed numeric check aborts the export with nothing written."""
+    import symbols.core as core
+    monkeypatch.setattr(core, 'ONNX_TOLERANCE', 0.0)
+    with pytest.raises(symbols.ExportError, match='onnxruntime differs'):
+        symbols.export(_probe(), str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_probe_int8_quantizes_and_stays_close(tmp_path):
+    net = _probe()
+    calib = _x(64, PROBE_SIZE, seed=7)
+    info = symbols.export(net, str(tmp_path), 'probe', format='int8', input_size=PROBE_SIZE,
+                          calib_data=calib, num_calib_examples=64)
+    ops = info['checks']['quantized_ops']
+    assert ops.get('_sg_mkldnn_conv', 0) >= 3 and ops.get('_contrib_quantize_v2', 0) >= 1
+    assert info['checks']['int8_top1_agreement_on_calibration'] >= 0.9
+    block = symbols.load(str(tmp_path / 'probe-int8'))
+    x = _x(8, PROBE_SIZE, seed=8)
+    # 8-bit activations of a random net: ~13% of the largest logit; a wrong graph is ~100%
+    assert relative_error(block(mx.nd.array(x)).asnumpy(), _logits(net, x)) < 0.25
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    net = _probe()
+    with pytest.raises(ValueError, match='unknown export format'):
+        symbols.export(net, str(tmp_path), 'probe', format='tflite')
+    with pytest.raises(ValueError, match='calib'):
+        symbols.export(net, str(tmp_path), 'probe', format='int8', input_size=PROBE_SIZE)
+    with pytest.raises(ValueError, match='export name'):
+        symbols.export(net, str(tmp_path), '../evil', input_size=PROBE_SIZE)
+    with pytest.raises(symbols.ExportError, match='does not run on'):
+        symbols.export(net, str(tmp_path), 'probe', input_size=PROBE_SIZE, in_channels=4,
+                       mean=(0,) * 4, std=(1,) * 4)
+    assert [e for e in os.listdir(str(tmp_path)) if not e.startswith('.')] == []
+    assert os.listdir(str(tmp_path)) == []
+    with pytest.raises(FileNotFoundError, match='no exported graph'):
+        symbols.load(str(tmp_path / 'missing'))
+
+
+def test_export_module_is_callable_like_the_function(tmp_path):
+    import symbols.export  # noqa: F401  (binds the submodule to symbols.export)
+    info = symbols.export(_probe(), str(tmp_path), 'probe', input_size=PROBE_SIZE)
+    assert os.path.isfile(info['files']['symbol'])
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+@pytest.mark.parametrize('name', _model_params())
+def test_zoo_export_reload_bit_identical(name, tmp_path, request):
+    size = _size(name, request)
+    net = _zoo_net(name, size)
+    symbols.export(net, str(tmp_path), name, input_size=size, model=name,
+                   weights='test: random')
+    x = _x(2, size)
+    want = _logits(net, x)
+    got = _reload_elsewhere(str(tmp_path / name), x, tmp_path)
+    assert not got['leaked']
+    assert np.array_equal(got['block'], want)
+    assert np.array_equal(got['module'], want)
+
+
+@pytest.mark.parametrize('name', _model_params())
+def test_zoo_fused_within_tolerance(name, tmp_path, request):
+    size = _size(name, request)
+    net = _zoo_net(name, size)
+    info = symbols.export(net, str(tmp_path), name, format='fused', input_size=size)
+    assert sum(info['checks']['fused_ops'].values()) > 0
+    x = _x(2, size, seed=5)
+    fused = symbols.load(str(tmp_path / (name + '-fused')))
+    assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+
+
+@pytest.mark.parametrize('name', _model_params())
+def test_zoo_onnx_matches_or_names_the_operator(name, tmp_path, request):
+    pytest.importorskip('onnx')
+    size = _size(name, request)
+    net = _zoo_net(name, size)
+    try:
+        info = symbols.export(net, str(tmp_path), name, format='onnx', input_size=size)
+    except symbols.ExportError as err:
+        assert 'operator' in str(err), str(err)
+        assert os.listdir(str(tmp_path)) == []
+        pytest.xfail('ONNX refused: %s' % err)
+    x = _x(3, size, seed=6)
+    runner = symbols.load_onnx(info['files']['onnx'], threads=1)
+    assert relative_error(runner(x), _logits(net, x)) < ONNX_TOLERANCE
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _cli_model():
+    reps = _representatives()
+    if not reps:
+        pytest.skip('no model registered yet')
+    return min(reps, key=lambda n: gluon_nets.get_model_info(n).macs or 0)
+
+
+def test_cli_exports_with_params_and_deploy_json(tmp_path, capsys):
+    from symbols.export import main
+    name = _cli_model()
+    size = max(gluon_nets.get_model_info(name).min_input_size, 32)
+    net = _zoo_net(name, size)
+    params = str(tmp_path / 'w.params')
+    net.save_parameters(params)
+    out = str(tmp_path / 'out')
+    assert main(['--model', name, '--params', params, '--input-size', str(size),
+                 '--out', out, '--batch', '2']) == 0
+    with open(os.path.join(out, name + '-deploy.json')) as f:
+        deploy = json.load(f)
+    assert deploy['model'] == name and deploy['classes'] == CLASSES   # classes read from params
+    assert deploy['weights'] == os.path.abspath(params)
+    assert deploy['input_shape'] == [2, 3, size, size]
+    block = symbols.load(os.path.join(out, name))
+    x = _x(2, size)
+    assert np.array_equal(block(mx.nd.array(x)).asnumpy(), _logits(net, x))
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--model', 'no_such_net'], 'unknown model'),
+    (['--fuse', '--format', 'onnx'], '--fuse applies'),
+    (['--format', 'int8'], 'calibration'),
+    (['--params', '/nonexistent.params'], 'does not exist'),
+    (['--model-kwargs', '[1]'], 'JSON object'),
+])
+def test_cli_bad_input_is_a_clear_error(argv, message, tmp_path, capsys):
+    from symbols.export import main
+    args = ['--model', _cli_model(), '--out', str(tmp_path / 'out')]
+    rc = main(args + argv)
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / 'out')) or os.listdir(str(tmp_path / 'out')) == []
+
+
+def test_cli_subprocess_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'symbols.export', '--model', 'no_such_net',
+                           '--out', str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert 'error: unknown model' in proc.stderr
