@@ -429,16 +429,16 @@ def _resnet(depth, classes=1000, alpha=0.25, **kwargs):
 # (name, depth, extra kwargs, reference file, params, macs at alpha .25 / 224, slow)
 _RESNETS = [
     ('oct_resnet26_v2', 26, {}, 'symbol_resnetv2.py', 15991336, 1858158592, False),
-    ('oct_resnet50_v2', 50, {}, 'symbol_resnetv2.py', 25553192, 3102007296, False),
-    ('oct_resnet101_v2', 101, {}, 'symbol_resnetv2.py', 44545320, 5599715328, False),
-    ('oct_resnet152_v2', 152, {}, 'symbol_resnetv2.py', 60188968, 8087547904, True),
+    ('oct_resnet50_v2', 50, {}, 'symbol_resnetv2.py', 25553192, 3103526912, False),
+    ('oct_resnet101_v2', 101, {}, 'symbol_resnetv2.py', 44545320, 5597675520, False),
+    ('oct_resnet152_v2', 152, {}, 'symbol_resnetv2.py', 60188968, 8091824128, True),
     ('oct_resnet200_v2', 200, {}, 'symbol_resnetv2.py', 64669992, 10439258112, True),
     ('oct_se_resnet50_v2', 50, {'use_se': True}, 'symbol_seresnetv2.py', 28084184,
      3106041856, False),
     ('oct_resnext50_32x4d_v2', 50, {'groups': 32, 'width_scale': 2},
      'symbol_resnextv2_32x4d.py', 25025064, 3170988544, False),
     ('oct_resnext101_32x4d_v2', 101, {'groups': 32, 'width_scale': 2},
-     'symbol_resnextv2_32x4d.py', 44173864, 5684129792, False),
+     'symbol_resnextv2_32x4d.py', 44173864, 5683476480, False),
 ]
 
 
