@@ -45,7 +45,8 @@ from ..model_zoo import register_model
 from ..nn import BasicBlock, Bottleneck, ResNetStem, batch_norm, conv_bn_downsample
 
 __all__ = ['LWDNAResNet', 'HHResNet', 'HyperConv', 'default_config', 'validate_config',
-           'config_macs', 'config_from_state_dict', 'shrink', 'search', 'STAGE_BLOCKS',
+           'config_macs', 'config_from_state_dict', 'hh_reference_names', 'shrink', 'search',
+           'STAGE_BLOCKS',
            'lwdna_resnet18', 'lwdna_resnet34', 'lwdna_resnet50', 'lwdna_resnet101',
            'lwdna_resnet152', 'hh_resnet18', 'hh_resnet34', 'hh_resnet50', 'hh_resnet101',
            'hh_resnet152']
@@ -856,9 +857,10 @@ def config_from_state_dict(state_dict, depth=None):
     arrays = {k: np.asarray(v) for k, v in state_dict.items()
               if not _is_leftover_latent(k) and not k.endswith('num_batches_tracked')}
     convs, fcs = None, [a for a in arrays.values() if a.ndim == 2]
+    kernels = {k for k, a in arrays.items() if a.ndim == 4}
     for d in ([depth] if depth else sorted(STAGE_BLOCKS)):
         names = _torchvision_conv_names(d)
-        if all(n in arrays for n in names) and 'fc.weight' in arrays:
+        if kernels == set(names) and 'fc.weight' in arrays:
             depth, convs, fcs = d, [arrays[n] for n in names], [arrays['fc.weight']]
             break
     if convs is None:                                    # positional layout
@@ -955,10 +957,12 @@ def _convert_lwdna(name, depth, state_dict, config=None, classes=None, **kwargs)
     return ConversionPlan(net, mapping, ignored=leftovers)
 
 
-def _reference_hh_name(ours):
-    if '.bn_main.' in ours:
-        return _torchvision_name(ours)
-    return ours
+def hh_reference_names(net):
+    """{our structural parameter name: the reference's state_dict key} of an HHResNet
+    (the names agree except BN: gamma/beta are the reference's weight/bias). Shared stage
+    vectors appear once, under ``latent_vector_stage<s>``."""
+    return {ours: (_torchvision_name(ours) if '.bn_main.' in ours else ours)
+            for ours in net._collect_params_with_prefix()}
 
 
 def _convert_hh(name, depth, state_dict, width_mult=None, embedding_dim=None, kernel_size=None,
@@ -975,7 +979,7 @@ def _convert_hh(name, depth, state_dict, width_mult=None, embedding_dim=None, ke
         classes = int(state_dict['classifier.weight'].shape[0])
     net = HHResNet(depth, classes=classes or 1000, width_mult=width_mult or 1.0,
                    embedding_dim=embedding_dim or 2, kernel_size=kernel_size or 3, **kwargs)
-    mapping = {ours: _reference_hh_name(ours) for ours in net._collect_params_with_prefix()}
+    mapping = hh_reference_names(net)
     # the reference's state_dict repeats each stage vector under the keys of the convs
     # that share it; such an alias may be skipped only if it holds the same numbers
     ignored, problems = set(), []
