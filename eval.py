@@ -81,15 +81,45 @@ def _floats(text, flag):
     return values
 
 
+def _run_record(params):
+    """``model.json`` that train_imagenet.py writes beside its ``last.params`` /
+    ``best.params`` (model name, kwargs, classes, input size, crop ratio, mean/std, data),
+    or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(params)), 'model.json')
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except ValueError as err:
+        raise EvalError('%s is not valid JSON: %s' % (path, err)) from None
+    if not isinstance(record, dict) or 'model' not in record:
+        return None
+    return record
+
+
 def _check_args(args):
-    if not (args.model or args.symbol or args.onnx):
+    if args.params and os.path.isdir(args.params):
+        args.params = os.path.join(args.params, 'last.params')    # a train_imagenet.py run dir
+    args.run_record = _run_record(args.params) if args.params else None
+    if args.run_record and not args.model:
+        args.model = args.run_record.get('model')
+    if not (args.model or args.params or args.symbol or args.onnx):
         raise EvalError('nothing to evaluate: give --model NAME --params FILE, --symbol PREFIX '
                         'or --onnx FILE')
     if args.params and not args.model:
-        raise EvalError('--params needs --model NAME')
+        raise EvalError('--params needs --model NAME (no train_imagenet.py model.json beside %s)'
+                        % args.params)
     if args.model and not args.params:
         raise EvalError('--model %s needs --params FILE (trained or converted weights)' % args.model)
     sources = [n for n in ('dataset', 'rec_val', 'data_dir', 'npy') if getattr(args, n)]
+    record = args.run_record or {}
+    if not sources and record:
+        # evaluate where the run validated, unless told otherwise
+        for key in ('dataset', 'rec_val', 'data_dir'):
+            if record.get(key):
+                setattr(args, key, record[key])
+                break
     if len(sources) > 1:
         raise EvalError('give one data source, not %s'
                         % ' and '.join('--' + s.replace('_', '-') for s in sources))
@@ -144,13 +174,23 @@ def _load_predictors(args):
     if args.model:
         import gluon_nets
         from symbols.zoo import build_net, parse_model_kwargs
+        record = args.run_record or {}
         kwargs = parse_model_kwargs(args.model_kwargs, args.alpha)
+        if record and record.get('model') == args.model and args.model_kwargs in (None, '{}'):
+            kwargs = dict(record.get('kwargs') or {}, **kwargs)
         info = gluon_nets.get_model_info(args.model)
-        net, _ = build_net(info.name, params=args.params, classes=args.classes, **kwargs)
+        net, _ = build_net(info.name, params=args.params,
+                           classes=args.classes or record.get('classes'), **kwargs)
         net.hybridize(static_alloc=True, static_shape=True)
         classes = args.classes or _output_classes(net)
+        deploy = None
+        if record:  # the run's preprocessing, in the deployer JSON's layout
+            deploy = {'input_shape': [1, 3, record['input_size'], record['input_size']]
+                      if record.get('input_size') else None,
+                      'preprocess': {'mean': record.get('mean'), 'std': record.get('std'),
+                                     'crop_ratio': record.get('crop_ratio')}}
         predictors.append(Predictor('%s (%s)' % (info.name, os.path.basename(args.params)),
-                                    'gluon', _mxnet_fn(net), classes, None, info.input_size))
+                                    'gluon', _mxnet_fn(net), classes, deploy, info.input_size))
         predictors[-1].min_input_size = info.min_input_size
     for prefix in args.symbol:
         try:
@@ -159,7 +199,7 @@ def _load_predictors(args):
             raise EvalError(str(err)) from None
         info = block.deploy_info
         classes = (info or {}).get('classes')
-        kind = 'symbol-%s' % info['format'] if info else 'symbol'
+        kind = info['format'] if info else 'symbol'
         predictors.append(Predictor(os.path.basename(symbols.core._strip_prefix(prefix)), kind,
                                     _mxnet_fn(block), classes, info, _info_size(info)))
     for path in args.onnx:
@@ -183,20 +223,38 @@ def _output_classes(net):
 # ----------------------------------------------------------------------------- data
 
 def _resolve_preprocessing(args, predictors):
-    """(input_size, crop_ratio, mean, std, dataset_info or None)."""
+    """(dataset, dataset_info or None, input_size, crop_ratio, mean, std)."""
+    import numpy as np
     from gluon_nets import data
     dataset = args.dataset or (None if (args.rec_val or args.data_dir or args.npy)
                                else 'fashion-mnist-mini')
     dinfo = data.dataset_info(dataset) if dataset else None
-    deploy = next((p.deploy_info for p in predictors if p.deploy_info), None)
+    infos = [p for p in predictors if p.deploy_info]
+    deploy = infos[0].deploy_info if infos else None
     pre = (deploy or {}).get('preprocess', {})
+    for other in infos[1:]:
+        theirs = other.deploy_info.get('preprocess', {})
+        for key in ('mean', 'std', 'crop_ratio'):
+            if theirs.get(key) and pre.get(key) and not args.__dict__.get(key) \
+                    and [round(float(v), 6) for v in np.atleast_1d(theirs[key])] != \
+                    [round(float(v), 6) for v in np.atleast_1d(pre[key])]:
+                raise EvalError('%s and %s expect different preprocessing (%s %s vs %s): '
+                                'evaluate them separately, or give --%s'
+                                % (infos[0].label, other.label, key, pre[key], theirs[key],
+                                   key.replace('_', '-')))
+        if _info_size(other.deploy_info) != _info_size(deploy) and not args.input_size:
+            raise EvalError('%s and %s expect different preprocessing (input size %s vs %s): '
+                            'evaluate them separately, or give --input-size'
+                            % (infos[0].label, other.label, _info_size(deploy),
+                               _info_size(other.deploy_info)))
     input_size = args.input_size or _info_size(deploy) or (dinfo or {}).get('input_size') \
         or next((p.input_size for p in predictors if p.input_size), None) or 224
     mean = _floats(args.mean, '--mean') if args.mean else (
         pre.get('mean') or (dinfo or {}).get('mean') or list(data.IMAGENET_MEAN))
     std = _floats(args.std, '--std') if args.std else (
         pre.get('std') or (dinfo or {}).get('std') or list(data.IMAGENET_STD))
-    crop_ratio = args.crop_ratio or (dinfo or {}).get('crop_ratio') or 0.875
+    crop_ratio = args.crop_ratio or pre.get('crop_ratio') or (dinfo or {}).get('crop_ratio') \
+        or 0.875
     for p in predictors:
         minimum = getattr(p, 'min_input_size', None)
         if minimum and input_size < minimum:

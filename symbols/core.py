@@ -529,6 +529,7 @@ def _deploy_info(format, name, model, model_kwargs, weights, classes, ref, batch
         'channel_order': 'RGB',
         'preprocess': {
             'resize_short': int(np.ceil(input_size / crop_ratio)),
+            'crop_ratio': float(crop_ratio),
             'center_crop': int(input_size),
             'scale': 1.0 / 255.0,
             'mean': [float(v) for v in mean],

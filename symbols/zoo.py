@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-__all__ = ['build_net', 'parse_model_kwargs', 'infer_classes']
+__all__ = ['build_net', 'parse_model_kwargs', 'infer_classes', 'mx_message']
 
 
 def parse_model_kwargs(text, alpha=None):
@@ -26,6 +26,17 @@ def parse_model_kwargs(text, alpha=None):
     return kwargs
 
 
+def mx_message(err):
+    """The informative line of an MXNet error (they open with a C++ traceback)."""
+    lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
+    for line in reversed(lines):
+        if 'Check failed' in line or line.startswith(('MXNetError', 'ValueError', 'AssertionError')):
+            return line
+    useful = [l for l in lines if not l.startswith(('Traceback', 'File ', '[bt]', 'Stack trace'))
+              and not l.startswith('at ')]
+    return useful[-1] if useful else type(err).__name__
+
+
 def _read_params(path):
     import mxnet as mx
     if not os.path.isfile(path):
@@ -33,9 +44,7 @@ def _read_params(path):
     try:
         loaded = mx.nd.load(path)
     except Exception as err:
-        raise ValueError('%s is not an MXNet .params file (%s)'
-                         % (path, str(err).strip().splitlines()[0] if str(err).strip() else
-                            type(err).__name__)) from None
+        raise ValueError('%s is not an MXNet .params file (%s)' % (path, mx_message(err))) from None
     if not isinstance(loaded, dict) or not loaded:
         raise ValueError('%s holds no named parameters' % path)
     return loaded
@@ -87,7 +96,6 @@ def build_net(name, params=None, classes=None, ctx=None, seed=0, **kwargs):
     try:
         net.load_parameters(params, ctx=ctx)
     except (AssertionError, ValueError, RuntimeError, mx.base.MXNetError) as err:
-        message = str(err).strip().splitlines()
         raise ValueError('%s does not fit %s(classes=%s, %s): %s'
-                         % (params, name, classes, kwargs, message[0] if message else err)) from None
+                         % (params, name, classes, kwargs, mx_message(err))) from None
     return net, os.path.abspath(params)
