@@ -80,7 +80,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 __all__ = ['split_channels', 'as_parts', 'OctConv2D', 'OctBatchNorm', 'OctActivation',
-           'OctPool2D', 'OctSE', 'oct_add', 'oct_concat', 'reference_mapping']
+           'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'oct_add', 'oct_concat',
+           'reference_mapping']
 
 
 def split_channels(channels, alpha):
@@ -122,6 +123,11 @@ def oct_concat(F, a, b):
 
 def _cat_in(*arrays):
     return np.concatenate(arrays, axis=1)
+
+
+def _path(path, kind):
+    """Reference location of one path parameter of an octave conv."""
+    return ('conv_' + path, '-%s_' % path, kind)
 
 
 class OctConv2D(HybridBlock):
@@ -230,29 +236,32 @@ class OctConv2D(HybridBlock):
             # creation order l2l, l2h, h2l, h2h = the reference's parameter order
             if self.merge_l:
                 self.conv_l = conv(c_l, in_h + in_l, 1, self._bias['h2l'] or self._bias['l2l'], '-l_')
-                self._sources['conv_l.weight'] = ((('h2l', 'weight'), ('l2l', 'weight')), _cat_in)
+                self._sources['conv_l.weight'] = ((_path('h2l', 'weight'), _path('l2l', 'weight')),
+                                                  _cat_in)
                 for p in ('h2l', 'l2l'):
                     if self._bias[p]:
-                        self._sources['conv_l.bias'] = (((p, 'bias'),), None)
+                        self._sources['conv_l.bias'] = ((_path(p, 'bias'),), None)
             if self.merge_h:
                 self.conv_h = conv(c_h, in_h + in_l, 1, self._bias['h2h'] or self._bias['l2h'], '-h_')
-                self._sources['conv_h.weight'] = ((('h2h', 'weight'), ('l2h', 'weight')), _cat_in)
+                self._sources['conv_h.weight'] = ((_path('h2h', 'weight'), _path('l2h', 'weight')),
+                                                  _cat_in)
                 for p in ('h2h', 'l2h'):
                     if self._bias[p]:
-                        self._sources['conv_h.bias'] = (((p, 'bias'),), None)
+                        self._sources['conv_h.bias'] = ((_path(p, 'bias'),), None)
             for p in ('l2l', 'l2h', 'h2l', 'h2h'):
                 if not paths[p] or (self.merge_l and p in ('h2l', 'l2l')) \
                         or (self.merge_h and p in ('h2h', 'l2h')):
                     continue
                 setattr(self, 'conv_' + p,
                         conv(outs[p], ins[p], self._groups[p], self._bias[p], '-%s_' % p))
-                self._sources['conv_%s.weight' % p] = (((p, 'weight'),), None)
+                self._sources['conv_%s.weight' % p] = ((_path(p, 'weight'),), None)
                 if self._bias[p]:
-                    self._sources['conv_%s.bias' % p] = (((p, 'bias'),), None)
+                    self._sources['conv_%s.bias' % p] = ((_path(p, 'bias'),), None)
 
     def param_sources(self):
-        """{local structural name: (((path, kind), ...), fn or None)}: which reference
-        paths' parameters make each of ours (``fn`` concatenates several)."""
+        """{local structural name: (refs, fn or None)}: the reference parameters that make
+        each of ours; a ref is ``(child attribute, child prefix, parameter)``, e.g.
+        ``('conv_h2h', '-h2h_', 'weight')``; ``fn`` concatenates several."""
         return dict(self._sources)
 
     def _pool(self, F, x, k):
@@ -304,17 +313,63 @@ class OctConv2D(HybridBlock):
         return (y_h, y_l)
 
 
+class NormOnlyBatchNorm(HybridBlock):
+    """BatchNorm without learnable affine parameters (the reference's
+    ``BatchNorm(center=False, scale=False)``): only running statistics.
+
+    The reference still holds frozen ``gamma`` (unused: fixed to 1) and ``beta`` (added,
+    normally its initial 0). We hold no frozen parameters, so that the parameter count
+    is the learnable one; a checkpoint's beta is folded into the running mean when
+    converting (``mean - beta * sqrt(var + eps)``: the same inference output).
+    """
+
+    def __init__(self, in_channels, epsilon=1e-5, momentum=0.9, use_global_stats=False,
+                 axis=1, prefix=None, params=None, **kwargs):
+        super(NormOnlyBatchNorm, self).__init__(prefix=prefix, params=params)
+        unknown = set(kwargs) - {'center', 'scale', 'gamma_initializer', 'beta_initializer'}
+        if unknown:
+            raise TypeError('NormOnlyBatchNorm got unexpected arguments %s' % sorted(unknown))
+        self._kw = dict(eps=epsilon, momentum=momentum, fix_gamma=True, axis=axis,
+                        use_global_stats=use_global_stats)
+        self.running_mean = self.params.get('running_mean', grad_req='null', shape=(in_channels,),
+                                            init='zeros', allow_deferred_init=True,
+                                            differentiable=False)
+        self.running_var = self.params.get('running_var', grad_req='null', shape=(in_channels,),
+                                           init='ones', allow_deferred_init=True,
+                                           differentiable=False)
+
+    def hybrid_forward(self, F, x, running_mean, running_var):
+        ones = F.ones_like(running_var)
+        return F.BatchNorm(x, ones, F.zeros_like(running_var), running_mean, running_var,
+                           name='fwd', **self._kw)
+
+    def param_sources(self):
+        eps = self._kw['eps']
+
+        def fold(mean, var, beta):
+            return mean - beta * np.sqrt(var + eps)
+        return {'running_mean': (((None, '', 'running_mean'), (None, '', 'running_var'),
+                                  (None, '', 'beta')), fold),
+                'running_var': (((None, '', 'running_var'),), None)}
+
+    def ignored_sources(self):
+        return [(None, '', 'gamma')]
+
+
 class OctBatchNorm(HybridBlock):
-    """BatchNorm on each present part (``bn_h`` / ``bn_l``); kwargs go to gluon BatchNorm."""
+    """BatchNorm on each present part (``bn_h`` / ``bn_l``); kwargs go to gluon BatchNorm.
+    ``center=False, scale=False`` gives :class:`NormOnlyBatchNorm` parts."""
 
     def __init__(self, in_channels, prefix=None, params=None, **kwargs):
         super(OctBatchNorm, self).__init__(prefix=prefix, params=params)
         c_h, c_l = as_parts(in_channels, 'in_channels')
+        norm_only = kwargs.get('center', True) is False and kwargs.get('scale', True) is False
+        bn = NormOnlyBatchNorm if norm_only else nn.BatchNorm
         with self.name_scope():
             if _present(c_h):
-                self.bn_h = nn.BatchNorm(in_channels=c_h, prefix='-h_', **kwargs)
+                self.bn_h = bn(in_channels=c_h, prefix='-h_', **kwargs)
             if _present(c_l):
-                self.bn_l = nn.BatchNorm(in_channels=c_l, prefix='-l_', **kwargs)
+                self.bn_l = bn(in_channels=c_l, prefix='-l_', **kwargs)
         self.parts = (c_h, c_l)
 
     def hybrid_forward(self, F, x_high, x_low=None):
@@ -392,27 +447,34 @@ class OctSE(HybridBlock):
         return tuple(out)
 
 
-def reference_mapping(net, style='params', prefix=''):
+def reference_mapping(net, style='params', prefix='', ignored=None):
     """``{our structural name: reference key | ((keys...), fn)}`` for ``net``.
 
     ``style='params'``: reference keys are Gluon ``ParameterDict`` names (our prefixes are
     the reference's, and an octave conv path ``p`` of a conv with prefix ``P`` is
     ``P-p_weight``). ``style='attr'``: keys are the attribute paths of the reference's
     ``save_parameters`` files (our attribute tree mirrors the reference's; a path is
-    ``<conv>.conv_p.weight``).
+    ``<conv>.conv_p.weight``). Blocks with a ``param_sources()`` method say themselves
+    where their parameters come from; reference keys they deliberately drop are added to
+    the set ``ignored`` when one is given.
     """
     if style not in ('params', 'attr'):
         raise ValueError("style must be 'params' or 'attr', got %r" % style)
     out = {}
 
+    def key(block, path, ref):
+        attr, pfx, pname = ref
+        if style == 'params':
+            return '%s%s%s' % (block.prefix, pfx, pname)
+        return '%s%s%s' % (path, attr + '.' if attr else '', pname)
+
     def walk(block, path):
-        if isinstance(block, OctConv2D):
+        if hasattr(block, 'param_sources'):
             for local, (refs, fn) in block.param_sources().items():
-                if style == 'params':
-                    keys = tuple('%s-%s_%s' % (block.prefix, p, k) for p, k in refs)
-                else:
-                    keys = tuple('%sconv_%s.%s' % (path, p, k) for p, k in refs)
+                keys = tuple(key(block, path, r) for r in refs)
                 out[path + local] = (keys, fn) if fn is not None else keys[0]
+            if ignored is not None and hasattr(block, 'ignored_sources'):
+                ignored.update(key(block, path, r) for r in block.ignored_sources())
             return
         for pname, param in block._reg_params.items():
             out[path + pname] = param.name if style == 'params' else path + pname
