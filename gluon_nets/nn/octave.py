@@ -126,8 +126,8 @@ def _cat_in(*arrays):
 
 
 def _path(path, kind):
-    """Reference location of one path parameter of an octave conv."""
-    return ('conv_' + path, '-%s_' % path, kind)
+    """One path parameter of an octave conv, e.g. ``('h2h', 'weight')``."""
+    return (path, kind)
 
 
 class OctConv2D(HybridBlock):
@@ -259,10 +259,16 @@ class OctConv2D(HybridBlock):
                     self._sources['conv_%s.bias' % p] = ((_path(p, 'bias'),), None)
 
     def param_sources(self):
-        """{local structural name: (refs, fn or None)}: the reference parameters that make
-        each of ours; a ref is ``(child attribute, child prefix, parameter)``, e.g.
-        ``('conv_h2h', '-h2h_', 'weight')``; ``fn`` concatenates several."""
+        """{local structural name: (((path, kind), ...), fn or None)}: which reference
+        paths' parameters make each of ours, e.g. ``(('h2h', 'weight'), ('l2h', 'weight'))``;
+        ``fn`` concatenates several (reference names: ``<prefix>-h2h_weight`` or
+        ``<attr path>.conv_h2h.weight``)."""
         return dict(self._sources)
+
+    def ref_sources(self):
+        """:meth:`param_sources` with refs as ``(child attribute, child prefix, param)``."""
+        return {local: (tuple(('conv_' + p, '-%s_' % p, k) for p, k in refs), fn)
+                for local, (refs, fn) in self._sources.items()}
 
     def _pool(self, F, x, k):
         return F.Pooling(x, kernel=(k, k), stride=(k, k), pool_type='avg',
@@ -343,7 +349,8 @@ class NormOnlyBatchNorm(HybridBlock):
         return F.BatchNorm(x, ones, F.zeros_like(running_var), running_mean, running_var,
                            name='fwd', **self._kw)
 
-    def param_sources(self):
+    def ref_sources(self):
+        """{local name: (refs, fn)}, refs ``(child attribute, child prefix, param)``."""
         eps = self._kw['eps']
 
         def fold(mean, var, beta):
@@ -454,7 +461,7 @@ def reference_mapping(net, style='params', prefix='', ignored=None):
     the reference's, and an octave conv path ``p`` of a conv with prefix ``P`` is
     ``P-p_weight``). ``style='attr'``: keys are the attribute paths of the reference's
     ``save_parameters`` files (our attribute tree mirrors the reference's; a path is
-    ``<conv>.conv_p.weight``). Blocks with a ``param_sources()`` method say themselves
+    ``<conv>.conv_p.weight``). Blocks with a ``ref_sources()`` method say themselves
     where their parameters come from; reference keys they deliberately drop are added to
     the set ``ignored`` when one is given.
     """
@@ -469,8 +476,8 @@ def reference_mapping(net, style='params', prefix='', ignored=None):
         return '%s%s%s' % (path, attr + '.' if attr else '', pname)
 
     def walk(block, path):
-        if hasattr(block, 'param_sources'):
-            for local, (refs, fn) in block.param_sources().items():
+        if hasattr(block, 'ref_sources'):
+            for local, (refs, fn) in block.ref_sources().items():
                 keys = tuple(key(block, path, r) for r in refs)
                 out[path + local] = (keys, fn) if fn is not None else keys[0]
             if ignored is not None and hasattr(block, 'ignored_sources'):
