@@ -1,0 +1,194 @@
+"""ED-Net inference speed: ours (hybridized) vs the authors' PyTorch code on the same
+weights, and the cost of the ED path (ours vs ours ``ed=False``).
+
+    python bench/ednet.py --ref-dir /tmp/ref_ednet --threads 2 --batch 1,32
+
+``--ref-dir`` is a checkout of megvii-research/ED-Net (never part of this repository);
+without it (or without torch) the reference columns are left out. The reference's weights
+(its own init) are converted with ``gluon_nets.convert.convert_state_dict`` so both nets
+compute the same function; the relative difference of their logits is printed.
+
+Variants (each timed in interleaved rounds, median of the rounds, so that the load of a
+shared machine hits all of them alike):
+
+* ``ref``      the reference model, ``torch.set_num_threads(threads)``, eval, no_grad
+* ``hyb``      ours, ``hybridize(static_alloc=True, static_shape=True)``
+* ``fused``    ours, ``optimize_for(x, 'MKLDNN')`` (oneDNN folds conv+BN(+add)(+ReLU))
+* ``*_noed``   the same with ``ed=False`` (the plain ResNet / ResNeXt baseline)
+* ``*_dts``    the decoder as an equal arrangement: stride-1 grouped convs of the four
+  output phases + depth_to_space instead of the grouped Deconvolution (see
+  ``gluon_nets.models.ednet.EDDecoder``)
+
+Ratios: ``ours/ref`` = img/s of ours over the reference; ``ED cost`` = time with the ED
+path over time without it, minus one.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import format_table, set_threads  # noqa: E402  (before mxnet)
+
+REF_CALLS = {'ed_resnet50': ('ed_resnet', 'resnet50_ed'),
+             'ed_resnet101': ('ed_resnet', 'resnet101_ed'),
+             'ed_resnet152': ('ed_resnet', 'resnet152_ed'),
+             'ed_resnext50_32x4d': ('ed_resnext', 'resnext50_ed'),
+             'ed_resnext101_32x4d': ('ed_resnext', 'resnext101_ed'),
+             'ed_se_resnet50': ('ed_se_resnet', 'se_resnet50_ed'),
+             'ed_se_resnet101': ('ed_se_resnet', 'se_resnet101_ed'),
+             'ed_se_resnet152': ('ed_se_resnet', 'se_resnet152_ed'),
+             'ed_se_resnext50_32x4d': ('ed_se_resnext', 'se_resnext50_ed'),
+             'ed_se_resnext101_32x4d': ('ed_se_resnext', 'se_resnext101_ed'),
+             'ed_se_resnext152_32x4d': ('ed_se_resnext', 'se_resnext152_ed')}
+
+
+def torch_reference(name, ref_dir, **kwargs):
+    """The authors' model for registry ``name``, built from the checkout at ``ref_dir``
+    (the hook ``bench/throughput.py`` looks for)."""
+    import importlib
+    if name not in REF_CALLS:
+        raise ValueError('%s has no counterpart in the reference code' % name)
+    if kwargs:
+        raise ValueError('the reference models take no options (got %s)' % sorted(kwargs))
+    if not os.path.isfile(os.path.join(ref_dir, 'ed_resnet.py')):
+        raise FileNotFoundError('%s is not an ED-Net checkout (no ed_resnet.py)' % ref_dir)
+    if ref_dir not in sys.path:
+        sys.path.insert(0, ref_dir)
+    module, call = REF_CALLS[name]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')       # the reference uses deprecated init names
+        return getattr(importlib.import_module(module), call)().eval()
+
+
+def _timed(step):
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def interleaved(steps, rounds, warmup=1):
+    """{variant: median seconds per call} timing every step once per round."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {k: [] for k in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            times[key].append(_timed(step))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--models', default='ed_resnet50,ed_resnext50_32x4d')
+    parser.add_argument('--batch', default='1,32')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed,fused_dts',
+                        help='comma-separated subset of ref,hyb,hyb_noed,hyb_dts,fused,'
+                             'fused_noed,fused_dts')
+    parser.add_argument('--ref-dir', default=None, help='checkout of megvii-research/ED-Net')
+    args = parser.parse_args(argv)
+    threads = set_threads(args.threads)
+
+    import mxnet as mx
+    import numpy as np
+    from gluon_nets import get_model
+    from gluon_nets.convert import convert_state_dict
+
+    variants = args.variants.split(',')
+    want_ref = 'ref' in variants
+    torch = None
+    if want_ref:
+        if not args.ref_dir:
+            print('note: no --ref-dir, reference columns left out', file=sys.stderr)
+            variants.remove('ref')
+        else:
+            try:
+                import torch
+                torch.set_num_threads(threads)
+            except ImportError:
+                print('note: torch is not installed, reference columns left out',
+                      file=sys.stderr)
+                variants.remove('ref')
+
+    rows = []
+    for name in args.models.split(','):
+        if 'ref' in variants:
+            ref = torch_reference(name, args.ref_dir)
+            state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+        else:
+            ref = None
+            donor = get_model(name)
+            donor.initialize(donor.default_init)
+            from gluon_nets.models.ednet import reference_state_dict_name
+            state = {reference_state_dict_name(k): p.data().asnumpy()
+                     for k, p in donor._collect_params_with_prefix().items()}
+        for batch in [int(b) for b in args.batch.split(',')]:
+            x_np = np.random.RandomState(0).uniform(-1, 1, (batch, 3, args.size, args.size))
+            x_np = x_np.astype(np.float32)
+            x = mx.nd.array(x_np)
+            steps, outputs = {}, {}
+            for variant in variants:
+                if variant == 'ref':
+                    xt = torch.from_numpy(x_np)
+
+                    def step(model=ref, xt=xt):
+                        with torch.no_grad():
+                            return model(xt)
+                    outputs[variant] = step().numpy()
+                    steps[variant] = step
+                    continue
+                mode, _, option = variant.partition('_')
+                kwargs = {}
+                if option == 'noed':
+                    kwargs['ed'] = False
+                elif option == 'dts':
+                    kwargs['decoder_impl'] = 'depth_to_space'
+                if option == 'noed':
+                    net = get_model(name, **kwargs)
+                    net.initialize(net.default_init)
+                else:
+                    net = convert_state_dict(name, state, **kwargs)
+                if mode == 'fused':
+                    net.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
+                else:
+                    net.hybridize(static_alloc=True, static_shape=True)
+
+                def step(net=net):
+                    out = net(x)
+                    out.wait_to_read()
+                    return out
+                outputs[variant] = step().asnumpy()
+                steps[variant] = step
+            seconds = interleaved(steps, args.rounds)
+            base = outputs.get('ref', outputs.get('hyb'))
+            for variant in variants:
+                err = ''
+                if not variant.endswith('noed') and variant != 'ref' and base is not None:
+                    err = '%.1e' % (np.abs(outputs[variant] - base).max()
+                                    / max(np.abs(base).max(), 1e-12))
+                mode = variant.split('_')[0]
+                vs_ref = ('%.2fx' % (seconds['ref'] / seconds[variant])
+                          if 'ref' in seconds and variant != 'ref' else '')
+                noed = '%s_noed' % mode
+                ed_cost = ('%+.1f%%' % (100 * (seconds[variant] / seconds[noed] - 1))
+                           if noed in seconds and variant != noed and variant != 'ref' else '')
+                rows.append((name, batch, variant, '%.2f' % (batch / seconds[variant]),
+                             '%.1f' % (1e3 * seconds[variant]), vs_ref, ed_cost, err))
+            print(format_table(('model', 'batch', 'variant', 'img/s', 'ms/batch', 'ours/ref',
+                                'ED cost', 'rel diff'), rows[-len(variants):]), flush=True)
+    print()
+    print('threads=%d, input %d px, %d interleaved rounds (median); machine: %s'
+          % (threads, args.size, args.rounds, os.uname().nodename))
+    print(format_table(('model', 'batch', 'variant', 'img/s', 'ms/batch', 'ours/ref',
+                        'ED cost', 'rel diff'), rows))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
