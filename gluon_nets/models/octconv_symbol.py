@@ -40,7 +40,7 @@ from mxnet.gluon.block import HybridBlock
 from ..convert import ConversionError, ConversionPlan, load_checkpoint, register_converter
 from ..model_zoo import get_model, register_model
 from ..nn.blocks import ResNetStem, SqueezeExcite
-from ..nn.octave import OctActivation, OctBatchNorm, OctConv2D, OctSE, oct_add, oct_concat
+from ..nn.octave import OctActivation, OctBatchNorm, OctConv2D, OctSE, oct_add
 
 __all__ = ['OctResNetV2Symbol', 'OctDenseNetSymbol', 'reference_mapping',
            'load_symbol_checkpoint', 'strip_symbol_prefixes', 'check_alpha', 'PLAIN']
@@ -56,9 +56,34 @@ _PAPER = ('Chen et al., Drop an Octave: Reducing Spatial Redundancy in Convoluti
           'Neural Networks with Octave Convolution, ICCV 2019 (ablation table)')
 
 # the Symbol API's octave conv: floor pooling, h->l = two 2x2 pools at stride 2,
-# groups clipped per path, bias on h2h/h2l only, no depthwise detection
+# groups clipped per path, bias on h2h/h2l only, no depthwise detection.
+# merge=False: OctConv2D's merged paths concatenate 4-D maps, and with mxnet 1.9.1 the
+# oneDNN Concat backward fails ("could not construct a sub-memory") whenever a channel
+# offset is not a multiple of oneDNN's block (e.g. alpha 0.125 or 0.3), so the merged
+# layers cannot be trained on CPU. Separate paths are exact too and train at every alpha.
 _SYMBOL_OCT = dict(pool_mode='valid', h2l_pool='double', clip_groups=True,
-                   bias_mode='symbol', depthwise=False)
+                   bias_mode='symbol', depthwise=False, merge=False)
+
+
+def safe_concat(F, *arrays):
+    """Channel concatenation of (N, C_i, H, W) maps that can be differentiated on CPU.
+
+    mxnet 1.9.1 runs a 4-D ``concat`` on oneDNN, whose backward cannot split a blocked
+    gradient at a channel offset that is not a multiple of the block size (the error
+    "could not construct a sub-memory"; the reference's own Symbol DenseNet at alpha 0.25
+    fails the same way). oneDNN only takes 2-D and 4-D concats, so concatenating the maps
+    as (N, C_i, H, W, 1) and dropping the last axis runs MXNet's generic kernel instead.
+    """
+    if len(arrays) == 1:
+        return arrays[0]
+    cat = F.concat(*[F.expand_dims(a, axis=4) for a in arrays], dim=1)
+    return F.reshape(cat, shape=(0, 0, 0, -3))
+
+
+def safe_oct_concat(F, a, b):
+    """Part-wise :func:`safe_concat` of two (high, low) pairs (absent parts pass through)."""
+    return tuple(x if y is None else (y if x is None else safe_concat(F, x, y))
+                 for x, y in zip(a, b))
 
 
 # --------------------------------------------------------------------------- alpha
@@ -160,6 +185,22 @@ class PreActConv(HybridBlock):
         return out
 
 
+class SymbolOctSE(OctSE):
+    """The shared :class:`OctSE` (the reference's octave-FC SE of ``symbol_seblock``: its
+    fc1-h2h / fc1-l2h pair is one 1x1 conv over the concatenated pooled parts) with the
+    concatenation done by :func:`safe_concat`, so that it trains on CPU at every alpha."""
+
+    def hybrid_forward(self, F, x_high, x_low=None):
+        parts = [(x, c) for x, c in zip((x_high, x_low), self.parts) if c > 0]
+        z = safe_concat(F, *[F.contrib.AdaptiveAvgPooling2D(x, output_size=1) for x, _ in parts])
+        z = F.Activation(self.conv1(z), act_type='relu')
+        out = []
+        for x, c, name in zip((x_high, x_low), self.parts, ('conv2_h', 'conv2_l')):
+            out.append(F.broadcast_mul(x, F.Activation(getattr(self, name)(z), act_type='sigmoid'))
+                       if c > 0 else None)
+        return tuple(out)
+
+
 def _bn_mapping(ours, ref):
     return {ours + 'gamma': ref + '_gamma', ours + 'beta': ref + '_beta',
             ours + 'running_mean': ref + '_moving_mean', ours + 'running_var': ref + '_moving_var'}
@@ -195,7 +236,7 @@ class PreActBottleneck(HybridBlock):
             self.conv3 = PreActConv(mid_spec, out_spec, 1, ref_name=ref_name + '_conv3', **unit)
             if use_se:
                 hidden = int(_total(out_spec) / 16)
-                self.se = (OctSE(hidden, in_channels=out_spec) if octave
+                self.se = (SymbolOctSE(hidden, in_channels=out_spec) if octave
                            else SqueezeExcite(out_spec[0], reduced=hidden))
             if first:
                 self.conv4 = PreActConv(in_spec, out_spec, 1, strides,
@@ -246,7 +287,7 @@ class DenseLayer(HybridBlock):
                                     ref_name=ref_name + '_conv2')
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return oct_concat(F, (x_high, x_low), self.conv2(*self.conv1(x_high, x_low)))
+        return safe_oct_concat(F, (x_high, x_low), self.conv2(*self.conv1(x_high, x_low)))
 
     def ref_mapping(self, path):
         out = self.conv1.ref_mapping(path + 'conv1.')
