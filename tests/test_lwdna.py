@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from golden import golden_array, golden_weights, input_of, load, relative_error
+from golden import golden_array, input_of, load, relative_error
 from gluon_nets import get_model
 from gluon_nets.convert import ConversionError, convert_state_dict, load_checkpoint
 from gluon_nets.models import lwdna
@@ -333,3 +333,15 @@ def test_hh_converter_rejects_differing_aliases():
     sd['features.0.latent_vector'] = -sd['features.0.latent_vector']    # the stem shares stage 1
     with pytest.raises(ConversionError, match='latent_vector_stage1'):
         convert_state_dict('hh_resnet18', sd)
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_pad_widths_is_exact(depth):
+    hh = _small_hh(depth)
+    net, _ = shrink(hh, target_flops_ratio=0.3)
+    padded = lwdna.pad_widths(net, 8)
+    assert all(w % 8 == 0 for w in [padded.config['stem']] + padded.config['stage_out'])
+    assert all(w % 8 == 0 for stage in padded.config['blocks'] for b in stage for w in b)
+    x = mx.nd.array(np.random.RandomState(4).uniform(-1, 1, (2, 3, 64, 64)))
+    padded.hybridize(static_alloc=True, static_shape=True)
+    assert relative_error(padded(x).asnumpy(), net(x).asnumpy()) < 1e-5
