@@ -15,9 +15,6 @@ shared machine hits all of them alike):
 * ``hyb``      ours, ``hybridize(static_alloc=True, static_shape=True)``
 * ``fused``    ours, ``optimize_for(x, 'MKLDNN')`` (oneDNN folds conv+BN(+add)(+ReLU))
 * ``*_noed``   the same with ``ed=False`` (the plain ResNet / ResNeXt baseline)
-* ``*_dts``    the decoder as an equal arrangement: stride-1 grouped convs of the four
-  output phases + depth_to_space instead of the grouped Deconvolution (see
-  ``gluon_nets.models.ednet.EDDecoder``)
 
 Ratios: ``ours/ref`` = img/s of ours over the reference; ``ED cost`` = time with the ED
 path over time without it, minus one.
@@ -88,9 +85,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed,fused_dts',
-                        help='comma-separated subset of ref,hyb,hyb_noed,hyb_dts,fused,'
-                             'fused_noed,fused_dts')
+    parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed',
+                        help='comma-separated subset of ref,hyb,hyb_noed,fused,fused_noed')
     parser.add_argument('--ref-dir', default=None, help='checkout of megvii-research/ED-Net')
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
@@ -144,16 +140,11 @@ def main(argv=None):
                     steps[variant] = step
                     continue
                 mode, _, option = variant.partition('_')
-                kwargs = {}
                 if option == 'noed':
-                    kwargs['ed'] = False
-                elif option == 'dts':
-                    kwargs['decoder_impl'] = 'depth_to_space'
-                if option == 'noed':
-                    net = get_model(name, **kwargs)
+                    net = get_model(name, ed=False)
                     net.initialize(net.default_init)
                 else:
-                    net = convert_state_dict(name, state, **kwargs)
+                    net = convert_state_dict(name, state)
                 if mode == 'fused':
                     net.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
                 else:

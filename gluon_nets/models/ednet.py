@@ -153,10 +153,12 @@ class EDBottleneck(Bottleneck):
 
     def hybrid_forward(self, F, x):
         proj = self.shortcut(x)
-        out = self.residual(x) + proj
         if self.decoder is not None:
-            out = out + self.decoder(self.encoder(proj))
-        return self.relu(out)
+            # the reference sums (residual + proj) + decoded; adding proj + decoded first is
+            # the same up to float rounding and leaves conv3 -> bn3 -> add -> relu as the
+            # pattern that oneDNN fuses into one conv (optimize_for('MKLDNN'))
+            proj = proj + self.decoder(self.encoder(proj))
+        return self.relu(self.residual(x) + proj)
 
 
 @mx.init.register
