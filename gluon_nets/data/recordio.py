@@ -247,7 +247,10 @@ class RecordLoader:
                     n = min(batch.data[0].shape[0] - batch.pad, left)
                     if n <= 0:
                         break
-                    data, label = batch.data[0], batch.label[0]
+                    # the iterator's buffers live in cpu_pinned(0), which a CachedOp on
+                    # cpu(0) refuses; this is the one copy a trainer would make anyway
+                    data = batch.data[0].as_in_context(mx.cpu())
+                    label = batch.label[0].as_in_context(mx.cpu())
                     if n < data.shape[0]:
                         data, label = data[:n], label[:n]
                     left -= n

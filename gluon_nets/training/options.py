@@ -1,0 +1,247 @@
+"""Command-line flags of ``train_imagenet.py``: GluonCV's names and meanings
+(``scripts/classification/imagenet/train_imagenet.py``) plus ours, and their checks."""
+import argparse
+import json
+import os
+
+__all__ = ['build_parser', 'parse_args', 'set_threads_from_argv', 'UsageError']
+
+
+class UsageError(ValueError):
+    """A flag combination that cannot run; the message says which flag."""
+
+
+def _float_list(text):
+    try:
+        values = [float(v) for v in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text) from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError('expected 3 numbers (R,G,B), got %r' % text)
+    return values
+
+
+def _json_dict(text):
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError('not valid JSON (%s): %r' % (err, text)) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object like \'{"ed": 4}\', got %r' % text)
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be >= 1, got %d' % value)
+    return value
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog='train_imagenet.py',
+        description='Train a gluon_nets model on ImageNet-style data (RecordIO shards, an image '
+                    'folder tree or the embedded fashion-mnist-mini set), GluonCV style.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group('data')
+    d.add_argument('--dataset', default=None,
+                   help='embedded dataset name (fashion-mnist-mini; default when no other data flag)')
+    d.add_argument('--rec-train', default=None, help='training .rec: a file, a comma list or a glob of shards')
+    d.add_argument('--rec-train-idx', default=None, help='their .idx files (default: beside each .rec)')
+    d.add_argument('--rec-val', default=None, help='validation .rec (file, list or glob)')
+    d.add_argument('--rec-val-idx', default=None, help='their .idx files (default: beside each .rec)')
+    d.add_argument('--use-rec', action='store_true', help='accepted for GluonCV commands; --rec-train implies it')
+    d.add_argument('--data-dir', default=None,
+                   help='image-folder tree with train/<class>/* and val/<class>/*')
+    d.add_argument('--data-backend', default='mxnet', choices=['mxnet'],
+                   help='only the MXNet backend (GluonCV\'s DALI backends are not supported)')
+    d.add_argument('--input-size', type=_positive_int, default=None,
+                   help='training/validation crop size (default: 224, 32 for fashion-mnist-mini)')
+    d.add_argument('--crop-ratio', type=float, default=0.875,
+                   help='validation: resize to ceil(input_size/crop_ratio), centre crop')
+    d.add_argument('--min-random-area', type=float, default=None,
+                   help='smallest random-resized-crop area (GluonCV 0.08; dataset default)')
+    d.add_argument('--rgb-mean', type=_float_list, default=None,
+                   help='R,G,B mean on the 0-255 scale (default: the dataset\'s, ImageNet\'s for own data)')
+    d.add_argument('--rgb-std', type=_float_list, default=None, help='R,G,B std on the 0-255 scale')
+    d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
+                   help='decoding/augmentation threads (RecordIO) or processes (folders)')
+    d.add_argument('--batch-size', type=_positive_int, default=32, help='batch size per device')
+    d.add_argument('--num-gpus', type=int, default=0, help='number of GPUs (0: CPU)')
+    d.add_argument('--ctx', default=None, help='devices, e.g. "cpu" or "gpu0,gpu1" (overrides --num-gpus)')
+    d.add_argument('--num-training-samples', type=int, default=None,
+                   help='accepted for GluonCV commands; the count is read from the data')
+
+    m = p.add_argument_group('model')
+    m.add_argument('--model', default=None, help='a name from gluon_nets.list_models()')
+    m.add_argument('--alpha', type=float, default=None, help='OctConv low-frequency ratio')
+    m.add_argument('--num-classes', type=_positive_int, default=None,
+                   help='classes (default: 1000, 10 for fashion-mnist-mini)')
+    m.add_argument('--use-se', '--use_se', dest='use_se', action='store_true',
+                   help='SE blocks (models whose constructor has use_se)')
+    m.add_argument('--final-drop', type=float, default=None,
+                   help='dropout before the classifier (models whose constructor has final_drop)')
+    m.add_argument('--last-gamma', action='store_true',
+                   help='zero-init the last BN gamma of each residual block (models with last_gamma)')
+    m.add_argument('--width-mult', type=float, default=None, help='width multiplier (LW-DNA hh_* models)')
+    m.add_argument('--embedding-dim', type=int, default=None, help='hypernetwork embedding (hh_* models)')
+    m.add_argument('--lwdna-ratio', type=float, default=None,
+                   help='hh_* models: run the LW-DNA search to this MACs ratio, then train the result')
+    m.add_argument('--lwdna-config', default=None,
+                   help='lwdna_* models: JSON file with the channel configuration to train')
+    m.add_argument('--model-kwargs', type=_json_dict, default={},
+                   help='extra constructor kwargs as JSON, e.g. \'{"ed": 4}\'')
+    m.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
+                   help='float16 = multi-precision SGD, GPU only')
+    m.add_argument('--use-pretrained', action='store_true',
+                   help='start from converted weights (python -m gluon_nets.convert)')
+    m.add_argument('--import-module', action='append', default=[], metavar='MODULE',
+                   help='import a module or .py file first (it may register_model your own nets)')
+    m.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
+                   help='hybrid: static graph (fast); imperative: debugging')
+
+    o = p.add_argument_group('optimisation')
+    o.add_argument('--optimizer', default='nag', choices=['sgd', 'nag'],
+                   help='SGD with momentum, or Nesterov (GluonCV uses nag)')
+    o.add_argument('--lr', type=float, default=0.1, help='base learning rate (for the whole batch)')
+    o.add_argument('--momentum', type=float, default=0.9)
+    o.add_argument('--wd', type=float, default=0.0001, help='weight decay')
+    o.add_argument('--no-wd', action='store_true', help='no weight decay on BN beta/gamma and biases')
+    o.add_argument('--lr-mode', default='step', choices=['step', 'cosine', 'poly', 'linear', 'constant'])
+    o.add_argument('--lr-decay', type=float, default=0.1, help='step factor')
+    o.add_argument('--lr-decay-period', type=int, default=0, help='decay every N epochs (0: use --lr-decay-epoch)')
+    o.add_argument('--lr-decay-epoch', default='40,60', help='epochs at which the step mode decays')
+    o.add_argument('--warmup-epochs', type=int, default=0, help='linear warm-up epochs')
+    o.add_argument('--warmup-lr', type=float, default=0.0, help='learning rate at the start of warm-up')
+    o.add_argument('--label-smoothing', action='store_true', help='smooth one-hot labels by 0.1')
+    o.add_argument('--mixup', action='store_true', help='mixup training')
+    o.add_argument('--mixup-alpha', type=float, default=0.2, help='mixup Beta(alpha, alpha)')
+    o.add_argument('--mixup-off-epoch', type=int, default=0, help='last N epochs without mixup')
+    o.add_argument('--teacher', default=None, help='teacher model name (converted weights) for distillation')
+    o.add_argument('--teacher-kwargs', type=_json_dict, default={}, help='teacher constructor kwargs (JSON)')
+    o.add_argument('--temperature', type=float, default=20, help='distillation temperature')
+    o.add_argument('--hard-weight', type=float, default=0.5, help='weight of the one-hot loss when distilling')
+
+    r = p.add_argument_group('run')
+    r.add_argument('--num-epochs', type=_positive_int, default=3)
+    r.add_argument('--save-dir', default='params', help='checkpoints, metrics.csv, curves.png, log')
+    r.add_argument('--save-frequency', type=int, default=10,
+                   help='also keep a GluonCV-named copy every N epochs (0: never)')
+    r.add_argument('--resume', default=None, metavar='DIR',
+                   help='continue the run saved in DIR (its arguments, schedule, RNG and metrics)')
+    r.add_argument('--resume-epoch', type=int, default=0, help='GluonCV style: first epoch to train')
+    r.add_argument('--resume-params', default='', help='GluonCV style: parameters to start from')
+    r.add_argument('--resume-states', default='', help='GluonCV style: trainer states to start from')
+    r.add_argument('--log-interval', type=int, default=50, help='log every N batches (0: never)')
+    r.add_argument('--logging-file', default='train_imagenet.log', help='log file name inside --save-dir')
+    r.add_argument('--kvstore', default='device',
+                   choices=['device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'])
+    r.add_argument('--seed', type=int, default=0, help='seeds init, shuffling, augmentation and mixup')
+    r.add_argument('--threads', type=int, default=None,
+                   help='OMP_NUM_THREADS for MXNet (default: all cores)')
+    r.add_argument('--no-progress', action='store_true', help='no tqdm bar (logs only)')
+    r.add_argument('--save-worker-state', action='store_true',
+                   help='every worker writes worker-<rank>.params and the labels it trained on '
+                        '(checks that distributed workers agree and read disjoint data)')
+    r.add_argument('--max-iters', type=int, default=0,
+                   help='stop each epoch after N batches (smoke tests; 0: full epochs)')
+    return p
+
+
+# flags that may differ on --resume without changing the run's arithmetic
+RESUME_OVERRIDABLE = {'resume', 'threads', 'num_workers', 'log_interval', 'no_progress', 'logging_file',
+                      'save_frequency', 'num_epochs'}
+
+
+def set_threads_from_argv(argv):
+    """Set OMP_NUM_THREADS from ``--threads N`` (default: all cores) before MXNet loads.
+
+    MXNet reads OMP_NUM_THREADS once, when it is imported, and on these machines
+    uses a single thread when it is unset; so this scans argv by hand."""
+    threads = None
+    for i, token in enumerate(argv):
+        if token == '--threads' and i + 1 < len(argv):
+            threads = argv[i + 1]
+        elif token.startswith('--threads='):
+            threads = token.split('=', 1)[1]
+    if threads is None:
+        threads = os.environ.get('OMP_NUM_THREADS') or str(os.cpu_count() or 1)
+    try:
+        if int(threads) < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit('train_imagenet.py: error: --threads must be a positive integer, got %r' % threads)
+    os.environ['OMP_NUM_THREADS'] = str(int(threads))
+    return int(threads)
+
+
+def parse_args(argv=None):
+    """Parse and check the flags; argparse errors exit with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except UsageError as err:
+        parser.error(str(err))
+    return args
+
+
+def check_args(args):
+    """Raise :class:`UsageError` for values the trainer cannot honour."""
+    if args.resume:
+        return
+    if not args.model:
+        raise UsageError('--model is required (see gluon_nets.list_models())')
+    if args.dataset:
+        from gluon_nets.data import list_datasets
+        if args.dataset.lower().replace('_', '-') not in list_datasets():
+            raise UsageError('--dataset %s: unknown; embedded datasets: %s'
+                             % (args.dataset, ', '.join(list_datasets())))
+    sources = [f for f, v in (('--dataset', args.dataset), ('--rec-train', args.rec_train),
+                              ('--data-dir', args.data_dir)) if v]
+    if len(sources) > 1:
+        raise UsageError('give one data source, not %s' % ' and '.join(sources))
+    if args.rec_train and not args.rec_val:
+        raise UsageError('--rec-train needs --rec-val')
+    if args.rec_val and not args.rec_train:
+        raise UsageError('--rec-val needs --rec-train')
+    if not 0 < args.crop_ratio <= 1:
+        raise UsageError('--crop-ratio must be in (0, 1], got %g' % args.crop_ratio)
+    if args.min_random_area is not None and not 0 < args.min_random_area <= 1:
+        raise UsageError('--min-random-area must be in (0, 1], got %g' % args.min_random_area)
+    if args.lr <= 0:
+        raise UsageError('--lr must be > 0, got %g' % args.lr)
+    if args.wd < 0 or args.momentum < 0:
+        raise UsageError('--wd and --momentum must be >= 0')
+    if args.warmup_epochs < 0 or args.warmup_epochs >= args.num_epochs:
+        raise UsageError('--warmup-epochs must be in [0, --num-epochs), got %d' % args.warmup_epochs)
+    if args.mixup_off_epoch < 0 or args.mixup_alpha <= 0:
+        raise UsageError('--mixup-alpha must be > 0 and --mixup-off-epoch >= 0')
+    if args.teacher and not 0 <= args.hard_weight < 1:
+        raise UsageError('--hard-weight must be in [0, 1) for distillation, got %g' % args.hard_weight)
+    if args.lr_decay_period < 0:
+        raise UsageError('--lr-decay-period must be >= 0')
+    try:
+        [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()]
+    except ValueError:
+        raise UsageError('--lr-decay-epoch must be comma-separated integers, got %r' % args.lr_decay_epoch) from None
+    if args.num_workers < 0:
+        raise UsageError('-j/--num-data-workers must be >= 0')
+    if args.num_gpus < 0:
+        raise UsageError('--num-gpus must be >= 0')
+    if args.lwdna_ratio is not None and not 0 < args.lwdna_ratio < 1:
+        raise UsageError('--lwdna-ratio must be in (0, 1), got %g' % args.lwdna_ratio)
+    if args.lwdna_ratio is not None and not args.model.startswith('hh_'):
+        raise UsageError('--lwdna-ratio runs the LW-DNA search, which needs an hh_* model (got %s)'
+                         % args.model)
+    if args.lwdna_config and not args.model.startswith('lwdna_'):
+        raise UsageError('--lwdna-config trains a searched configuration: use an lwdna_* model (got %s)'
+                         % args.model)
+    if args.lwdna_config and not os.path.isfile(args.lwdna_config):
+        raise UsageError('--lwdna-config %s does not exist' % args.lwdna_config)
+    if args.max_iters < 0:
+        raise UsageError('--max-iters must be >= 0')

@@ -1,0 +1,201 @@
+"""train_imagenet.py: outputs, exact resume after kill -9, NaN guard, flag errors.
+
+Everything runs a tiny CNN (registered by a plugin file through --import-module) on a
+few batches of the embedded set, so the module takes well under a minute.
+"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip('mxnet')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'train_imagenet.py')
+
+TINY = '''
+from mxnet.gluon import nn
+from gluon_nets.model_zoo import _REGISTRY, register_model
+
+
+def tiny_cnn(classes=1000, width=8, **kwargs):
+    """Two conv-BN-ReLU layers and a classifier, (N, 3, H, W) -> (N, classes)."""
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(width, 3, padding=1, in_channels=3), nn.BatchNorm(), nn.Activation('relu'),
+            nn.MaxPool2D(2), nn.Conv2D(2 * width, 3, padding=1), nn.BatchNorm(),
+            nn.Activation('relu'), nn.GlobalAvgPool2D(), nn.Dense(classes))
+    return net
+
+
+if 'tiny_cnn' not in _REGISTRY:
+    register_model('test', name='tiny_cnn')(tiny_cnn)
+'''
+
+
+@pytest.fixture(scope='module')
+def plugin(tmp_path_factory):
+    path = tmp_path_factory.mktemp('plugin') / 'tiny_models.py'
+    path.write_text(TINY)
+    return str(path)
+
+
+def _base(plugin, save_dir, *extra):
+    return ['--model', 'tiny_cnn', '--import-module', plugin, '--save-dir', str(save_dir),
+            '--batch-size', '32', '--input-size', '16', '-j', '1', '--no-progress',
+            '--log-interval', '0', '--lr', '0.1'] + list(extra)
+
+
+def _cli(args, timeout=120, env=None):
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.run([sys.executable, TRAIN, '--threads', '1'] + args, capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_metrics_checkpoints_and_model_json(plugin, tmp_path):
+    from gluon_nets.training import main
+    run = tmp_path / 'run'
+    code = main(_base(plugin, run, '--num-epochs', '2', '--max-iters', '6', '--lr-mode', 'cosine',
+                      '--warmup-epochs', '1', '--label-smoothing', '--mixup', '--no-wd',
+                      '--save-frequency', '1'))
+    assert code == 0
+    rows = _csv(run / 'metrics.csv')
+    assert [r['epoch'] for r in rows] == ['0', '1']
+    assert float(rows[0]['lr']) == pytest.approx(0.1, rel=1e-6)   # end of the 1-epoch warm-up
+    assert float(rows[1]['lr']) == pytest.approx(0.0, abs=1e-9)   # end of the cosine
+    assert all(0 <= float(r['val_top1']) <= float(r['val_top5']) <= 1 for r in rows)
+    record = json.load(open(str(run / 'checkpoint.json')))
+    assert record['epoch'] == 1 and record['num_update'] == 12 and len(record['metrics']) == 2
+    assert (run / 'curves.png').stat().st_size > 1000 and (run / 'last.params').exists()
+    assert (run / 'tiny_cnn-0.params').exists() and not (run / 'epoch-0000.params').exists()
+    best = json.load(open(str(run / 'best.json')))
+    assert best['val_top1'] == max(float(r['val_top1']) for r in rows)
+    model = json.load(open(str(run / 'model.json')))
+    assert model['model'] == 'tiny_cnn' and model['classes'] == 10 and model['input_size'] == 16
+    # last.params reproduces the last validation accuracy (what eval.py relies on)
+    from gluon_nets import data, get_model
+    from gluon_nets.training import evaluate
+    net = get_model('tiny_cnn', classes=10)
+    net.load_parameters(str(run / 'last.params'))
+    val = data.val_loader('fashion-mnist-mini', batch_size=32, input_size=16)
+    _, top1, _ = evaluate(net, val, [mx.cpu()])
+    assert top1 == pytest.approx(float(rows[-1]['val_top1']), abs=1e-6)
+
+
+def test_kill9_mid_epoch_then_resume_continues_the_schedule(plugin, tmp_path):
+    epochs, iters = 4, 20
+    common = ['--num-epochs', str(epochs), '--max-iters', str(iters), '--lr-mode', 'cosine']
+    ref = tmp_path / 'ref'
+    from gluon_nets.training import main
+    assert main(_base(plugin, ref, *common)) == 0
+    run = tmp_path / 'run'
+    proc = subprocess.Popen([sys.executable, TRAIN, '--threads', '1'] + _base(plugin, run, *common),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    deadline = time.time() + 90
+    ckpt = run / 'checkpoint.json'
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and json.load(open(str(ckpt)))['epoch'] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    time.sleep(0.4)  # into the next epoch
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.load(open(str(ckpt)))['epoch']
+    assert killed_at < epochs - 1
+    result = _cli(['--resume', str(run)])
+    assert result.returncode == 0, result.stderr
+    assert 'resumed' in result.stdout
+    rows, ref_rows = _csv(run / 'metrics.csv'), _csv(ref / 'metrics.csv')
+    assert [int(r['epoch']) for r in rows] == list(range(epochs))        # no gap, no duplicate
+    assert [r['lr'] for r in rows] == [r['lr'] for r in ref_rows]        # same schedule
+    record = json.load(open(str(ckpt)))
+    assert record['num_update'] == epochs * iters
+    a = mx.nd.load(str(run / 'last.params'))
+    b = mx.nd.load(str(ref / 'last.params'))
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    # one data thread, seeded per epoch: the resumed run is the same computation up to
+    # float rounding (~1e-7 after the first resumed epoch, grown by the later SGD steps)
+    for key in b:
+        np.testing.assert_allclose(a[key].asnumpy(), b[key].asnumpy(), rtol=0, atol=2e-2)
+    for r, q in zip(rows, ref_rows):
+        assert float(r['train_loss']) == pytest.approx(float(q['train_loss']), rel=1e-2)
+    leftovers = [f for f in os.listdir(str(run)) if f.startswith(('.tmp-', 'epoch-'))]
+    assert leftovers == ['epoch-%04d.params' % (epochs - 1), 'epoch-%04d.states' % (epochs - 1)] or \
+        sorted(leftovers) == sorted(['epoch-%04d.params' % (epochs - 1), 'epoch-%04d.states' % (epochs - 1)])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
+    run = tmp_path / 'run'
+    # epoch 0 trains normally; the step schedule then multiplies the lr by 1e30
+    result = _cli(_base(plugin, run, '--num-epochs', '3', '--max-iters', '4', '--lr-mode', 'step',
+                        '--lr-decay-epoch', '1', '--lr-decay', '1e30'))
+    assert result.returncode == 1
+    assert 'loss is nan at epoch 1, iteration' in result.stderr or \
+        'loss is inf at epoch 1, iteration' in result.stderr, result.stderr
+    assert 'last good checkpoint (epoch 0)' in result.stderr
+    assert json.load(open(str(run / 'checkpoint.json')))['epoch'] == 0
+    assert [r['epoch'] for r in _csv(run / 'metrics.csv')] == ['0']
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--dtype', 'float16'], 'float16 trains with multi-precision SGD on GPUs'),
+    (['--alpha', '0.25'], '--alpha (the OctConv low-frequency ratio): model tiny_cnn does not take alpha'),
+    (['--lr', '-1'], '--lr must be > 0'),
+    (['--rec-train', 'x.rec'], '--rec-train needs --rec-val'),
+    (['--dataset', 'cifar'], '--dataset cifar: unknown'),
+    (['--model-kwargs', '[1]'], 'expected a JSON object'),
+    (['--warmup-epochs', '5'], '--warmup-epochs must be in [0, --num-epochs)'),
+])
+def test_bad_flags_exit_2_with_a_clear_message(plugin, tmp_path, extra, message):
+    result = _cli(_base(plugin, tmp_path / 'run', *extra), timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+
+
+def test_unknown_model_and_bad_data_fail_before_any_checkpoint(plugin, tmp_path):
+    result = _cli(_base(plugin, tmp_path / 'a') + ['--model', 'resnet_nope'], timeout=60)
+    assert result.returncode == 2 and "unknown model 'resnet_nope'" in result.stderr
+    bad = tmp_path / 'bad.rec'
+    bad.write_bytes(b'\x00' * 64)
+    (tmp_path / 'bad.idx').write_text('0\t0\n')
+    result = _cli(_base(plugin, tmp_path / 'b', '--rec-train', str(bad), '--rec-val', str(bad)), timeout=60)
+    assert result.returncode == 1
+    assert 'bad.rec is corrupt: record 0' in result.stderr, result.stderr
+    assert not (tmp_path / 'b' / 'checkpoint.json').exists()
+
+
+def test_threads_flag_sets_omp_before_mxnet(tmp_path):
+    code = ('import os, sys; sys.argv = ["x", "--threads", "3"]; '
+            'from gluon_nets.training.options import set_threads_from_argv; '
+            'set_threads_from_argv(sys.argv[1:]); '
+            'print("mxnet" in sys.modules, os.environ["OMP_NUM_THREADS"])')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.stdout.split() == ['False', '3']
+
+
+def test_image_folder_training(plugin, tmp_path):
+    import cv2
+    for split in ('train', 'val'):
+        for c in range(3):
+            d = tmp_path / 'tree' / split / ('class%d' % c)
+            d.mkdir(parents=True)
+            for i in range(6):
+                cv2.imwrite(str(d / ('%d.png' % i)), np.full((20, 24, 3), 80 * c, np.uint8))
+    from gluon_nets.training import main
+    run = tmp_path / 'run'
+    assert main(_base(plugin, run, '--data-dir', str(tmp_path / 'tree'), '--batch-size', '6',
+                      '--num-epochs', '1', '-j', '0')) == 0
+    assert json.load(open(str(run / 'model.json')))['classes'] == 3
+    assert len(_csv(run / 'metrics.csv')) == 1
