@@ -252,3 +252,34 @@ def test_cli_errors(tmp_path, capsys):
     assert not out.exists()
     assert convert_main(['--model', 'menet_nonexistent', '--checkpoint', str(corrupt)]) == 2
     assert 'unknown model' in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- inference speed-ups
+
+@pytest.mark.parametrize('name', ['menet228_12x1_g3', 'shufflenet_1x_g8', 'mobilenet_0.25x'])
+def test_fold_batchnorm_keeps_the_logits(name):
+    from gluon_nets.models.menet import fold_batchnorm
+    golden, net = _golden_net(name)
+    x = mx.nd.array(np.random.RandomState(2).uniform(-1, 1, (2, 3, 96, 96)).astype('float32'))
+    if name.startswith('mobilenet'):
+        x = x * 1e6       # the golden weights fade the signal of this plain stack (note in golden)
+    before = net(x).asnumpy()
+    params_before = count_params(net)
+    fold_batchnorm(net)
+    net.hybridize(static_alloc=True, static_shape=True)
+    after = net(x).asnumpy()
+    assert relative_error(after, before) < 1e-5
+    # no BatchNorm is left; the graph still counts the same MACs
+    assert not [p for p in net.collect_params() if 'running' in p]
+    assert count_params(net) < params_before
+    assert count_macs(net) == golden['macs']
+
+
+def test_stage3_pointwise_convs_run_per_group():
+    """228-g3 stage 3 (304 -> 76 per group) runs as dense convs per group; stage 2 (152 -> 38)
+    stays one grouped conv; both are golden-exact (test_golden)."""
+    from gluon_nets.models.menet import _PerGroupConv2D
+    net = get_model('menet228_12x1_g3')
+    assert isinstance(net.features.stage_3_2.compress.conv, _PerGroupConv2D)
+    assert isinstance(net.features.stage_3_2.expand.conv, _PerGroupConv2D)
+    assert not isinstance(net.features.stage_2_2.compress.conv, _PerGroupConv2D)

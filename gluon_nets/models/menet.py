@@ -32,7 +32,7 @@ from ..model_zoo import get_model, register_model
 from ..nn import ChannelShuffle, ConvBNAct
 
 __all__ = ['ShuffleUnit', 'MEUnit', 'MENet', 'MobileNetV1', 'menet', 'shufflenet',
-           'mobilenet', 'shufflenet_widths']
+           'mobilenet', 'shufflenet_widths', 'fold_batchnorm']
 
 _PAPER = 'Qin et al., Merging and Evolution: Improving CNNs for Mobile Applications, IJCNN 2018'
 _REF = 'clavichord93/MENet@7f2f1c21ba7a8c24fa75be8f84452756a8fd8b0b:pyvision/models/ImageNet/'
@@ -72,6 +72,50 @@ class _Stem(HybridBlock):
         return self.pool(x) if self.pool is not None else x
 
 
+class _PerGroupConv2D(nn.Conv2D):
+    """A grouped 1x1 convolution run as one dense convolution per group.
+
+    Same parameter (``weight`` of shape (out, in / groups, 1, 1)), same numbers and the same
+    MACs as ``nn.Conv2D(groups=g)``; only the oneDNN kernel differs. When the widths per
+    group are multiples of 4 but not of 16 (MENet's stage 3: 304 -> 76 for 228-g3), oneDNN
+    1.9/2.x picks its 4-channel-blocked grouped kernel, which we measured 5-25x slower than
+    g dense convolutions plus a split and a concat (bench/menet.py).
+    """
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        groups = self._kwargs['num_group']
+        kwargs = dict(self._kwargs, num_group=1, num_filter=self._channels // groups)
+        inputs = F.split(x, num_outputs=groups, axis=1)
+        weights = F.split(weight, num_outputs=groups, axis=0)
+        biases = (F.split(bias, num_outputs=groups, axis=0) if bias is not None
+                  else [None] * groups)
+        outs = []
+        for i in range(groups):
+            if biases[i] is None:
+                outs.append(F.Convolution(inputs[i], weights[i], **kwargs))
+            else:
+                outs.append(F.Convolution(inputs[i], weights[i], biases[i], **kwargs))
+        return F.concat(*outs, dim=1)
+
+
+def _use_per_group(in_channels, out_channels, groups):
+    """Whether a grouped 1x1 conv should run per group (see :class:`_PerGroupConv2D`)."""
+    if groups == 1:
+        return False
+    per_in, per_out = in_channels // groups, out_channels // groups
+    return per_in % 4 == 0 and per_out % 4 == 0 and not (per_in % 16 == 0 and per_out % 16 == 0)
+
+
+def _pointwise(in_channels, channels, groups, act, norm_kwargs):
+    """1x1 (grouped) conv -> BN [-> act] as a ConvBNAct, per group where that is faster."""
+    block = ConvBNAct(in_channels, channels, 1, groups=groups, act=act, norm_kwargs=norm_kwargs)
+    if _use_per_group(in_channels, channels, groups):
+        with block.name_scope():
+            block.conv = _PerGroupConv2D(channels, 1, groups=groups, use_bias=False,
+                                         in_channels=in_channels)
+    return block
+
+
 class ShuffleUnit(HybridBlock):
     """ShuffleNet v1 unit, the grouped-conv bottleneck that MENet builds on.
 
@@ -96,13 +140,12 @@ class ShuffleUnit(HybridBlock):
                     downsample)
         self.downsample = downsample
         with self.name_scope():
-            self.compress = ConvBNAct(in_channels, bottleneck, 1, groups=compress_groups,
-                                      norm_kwargs=norm_kwargs)
+            self.compress = _pointwise(in_channels, bottleneck, compress_groups, 'relu',
+                                       norm_kwargs)
             self.shuffle = ChannelShuffle(groups)
             self.depthwise = ConvBNAct(bottleneck, bottleneck, 3, 2 if downsample else 1,
                                        groups=bottleneck, act=None, norm_kwargs=norm_kwargs)
-            self.expand = ConvBNAct(bottleneck, out_channels, 1, groups=groups, act=None,
-                                    norm_kwargs=norm_kwargs)
+            self.expand = _pointwise(bottleneck, out_channels, groups, None, norm_kwargs)
             # count_include_pad=True: the reference's nn.AvgPool2d default
             self.pool = nn.AvgPool2D(3, 2, 1) if downsample else None
             self.relu = nn.Activation('relu')
@@ -317,6 +360,67 @@ def mobilenet(classes=1000, width_mul=1.0, shallow=False, norm_kwargs=None, **kw
                          else (_MOBILENET_CHANNELS, _MOBILENET_STRIDES))
     return MobileNetV1(int(32 * width_mul), [int(c * width_mul) for c in channels], strides,
                        classes=classes, norm_kwargs=norm_kwargs, **kwargs)
+
+
+# ----------------------------------------------------------------------------- inference
+
+class _FoldedConvAct(ConvBNAct):
+    """A :class:`ConvBNAct` whose BN is folded into the conv (weight * scale, bias).
+
+    Inference only: there are no BN statistics left to train. It stays a ConvBNAct
+    (same ``conv``/``act`` children) so that it can replace one in its parent.
+    """
+
+    def __init__(self, source):  # pylint: disable=super-init-not-called
+        HybridBlock.__init__(self, prefix=source.prefix + 'folded_')
+        import mxnet as mx
+        import numpy as np
+        conv, bn = source.conv, source.bn
+        ctx = conv.weight.list_ctx()
+        weight = conv.weight.data(ctx[0]).asnumpy().astype(np.float64)
+        gamma = (np.ones(weight.shape[0]) if bn._kwargs.get('fix_gamma')
+                 else bn.gamma.data(ctx[0]).asnumpy())
+        scale = gamma / np.sqrt(bn.running_var.data(ctx[0]).asnumpy() + bn._kwargs['eps'])
+        shift = bn.beta.data(ctx[0]).asnumpy() - bn.running_mean.data(ctx[0]).asnumpy() * scale
+        if conv.bias is not None:
+            shift = shift + conv.bias.data(ctx[0]).asnumpy() * scale
+        kwargs = conv._kwargs
+        with self.name_scope():
+            self.conv = type(conv)(kwargs['num_filter'], kwargs['kernel'], kwargs['stride'],
+                                   kwargs['pad'], kwargs['dilate'], kwargs['num_group'],
+                                   use_bias=True, in_channels=conv._in_channels)
+        self.conv.initialize(mx.init.Zero(), ctx=ctx)
+        self.conv.weight.set_data(mx.nd.array(weight * scale.reshape(-1, 1, 1, 1)))
+        self.conv.bias.set_data(mx.nd.array(shift))
+        self.bn = None
+        self.act = source.act
+
+    def hybrid_forward(self, F, x):
+        x = self.conv(x)
+        return self.act(x) if self.act is not None else x
+
+
+def fold_batchnorm(net):
+    """Fold every conv -> BatchNorm pair (:class:`ConvBNAct`) of ``net`` into one conv
+    with a bias, in place, for inference; returns ``net``.
+
+    The logits stay the same (float32 rounding: ~1e-7 relative); the net can no longer
+    be trained or load unfolded ``.params``. Call it on an initialised net (e.g. from
+    ``convert_state_dict``) before ``hybridize``. Why: MXNet 1.9's oneDNN BatchNorm on
+    the plain (non-16-blocked) layouts these widths get runs ~10x slower than PyTorch's,
+    and its own conv+BN fusion (``hybridize(backend='MKLDNN')``) was slower still here
+    (bench/menet.py).
+    """
+    for name, child in list(net._children.items()):
+        if isinstance(child, ConvBNAct) and not isinstance(child, _FoldedConvAct):
+            if child.bn is None:
+                continue
+            setattr(net, name, _FoldedConvAct(child))
+        else:
+            fold_batchnorm(child)
+    if hasattr(net, '_clear_cached_op'):
+        net._clear_cached_op()
+    return net
 
 
 # ----------------------------------------------------------------------------- registry
