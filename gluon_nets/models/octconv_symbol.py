@@ -42,8 +42,10 @@ from ..model_zoo import get_model, register_model
 from ..nn.blocks import ResNetStem, SqueezeExcite
 from ..nn.octave import OctActivation, OctBatchNorm, OctConv2D, OctSE, oct_add
 
-__all__ = ['OctResNetV2Symbol', 'OctDenseNetSymbol', 'reference_mapping',
-           'load_symbol_checkpoint', 'strip_symbol_prefixes', 'check_alpha', 'PLAIN']
+__all__ = ['OctResNetV2Symbol', 'OctDenseNetSymbol', 'PreActConv', 'PreActBottleneck',
+           'DenseLayer', 'Transition', 'SymbolOctSE', 'safe_concat', 'reference_mapping',
+           'load_symbol_checkpoint', 'strip_symbol_prefixes', 'check_alpha', 'PLAIN',
+           'SYMBOL_MODELS']
 
 #: ``alpha`` value that selects the plain baseline (the reference's ``ratio=-1``).
 PLAIN = -1
