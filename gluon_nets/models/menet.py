@@ -158,7 +158,13 @@ class ShuffleUnit(HybridBlock):
         shuffled = self.shuffle(self.compress(x))
         out = self.expand(self.gate(shuffled, self.depthwise(shuffled)))
         if self.downsample:
-            out = F.concat(out, self.pool(x), dim=1)   # residual branch first
+            # residual branch first. Concatenated as 5-D arrays: MXNet 1.9's oneDNN concat
+            # (4-D only) fails in backward ("could not construct a sub-memory") when the
+            # split point is not a multiple of the gradient's 16-channel blocks (256-g4:
+            # 232 + 24 channels); the native 5-D concat has no such limit.
+            out = F.concat(F.expand_dims(out, axis=2), F.expand_dims(self.pool(x), axis=2),
+                           dim=1)
+            out = F.reshape(out, (0, 0, -3, 0))
         else:
             out = out + x
         return self.relu(out)
