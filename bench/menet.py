@@ -1,0 +1,184 @@
+"""MENet inference speed: ours (hybridized) vs the authors' PyTorch code, same weights,
+same threads, same batch.
+
+    python bench/menet.py --ref-dir /tmp/ref_menet --threads 2 --batch 1,32
+
+``--ref-dir`` is a checkout of clavichord93/MENet (never part of this repository; its
+PyTorch 0.2 model code runs unchanged on torch 2.x). Without it, or without torch, the
+reference rows are left out. The reference model's own random init is converted with
+``convert_state_dict`` so both compute the same function; the relative difference of
+their logits is printed per row.
+
+Variants, timed in interleaved rounds (one forward of each per round, median over the
+rounds, so that the load of a shared machine hits all of them alike):
+
+* ``ref``     the reference, ``torch.set_num_threads(threads)``, eval, ``no_grad``
+* ``hyb``     ours as built by ``get_model``, ``hybridize(static_alloc, static_shape)``
+* ``folded``  ours after :func:`gluon_nets.models.menet.fold_batchnorm` (inference-only
+              deployment form: every BN folded into its conv), hybridized likewise
+* ``mkldnn``  (``--mkldnn``) ours, ``hybridize(backend='MKLDNN')`` (oneDNN's own
+              conv+BN(+add)(+ReLU) fusion), for comparison
+
+``OMP_NUM_THREADS`` is set before MXNet loads (MXNet reads it once).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import format_table, set_threads  # noqa: E402  (before mxnet)
+
+
+def _reference_config(name, ref_dir):
+    """(constructor name, model_config dict) of registry ``name`` in the reference repo."""
+    configs = os.path.join(ref_dir, 'config', 'imagenet', 'model-config')
+    match = re.fullmatch(r'menet(\d+)_(\d+)x1_g(\d+)', name)
+    if match:
+        path = os.path.join(configs, 'menet', '%s-MENet-%sx1-group-%s.json' % match.groups())
+    elif re.fullmatch(r'shufflenet_([\d.]+)x_g(\d+)', name):
+        width, groups = re.fullmatch(r'shufflenet_([\d.]+)x_g(\d+)', name).groups()
+        path = os.path.join(configs, 'shufflenet', 'ShuffleNet-%sx-group-%s.json' % (width, groups))
+    elif re.fullmatch(r'mobilenet_([\d.]+)x', name):
+        width = re.fullmatch(r'mobilenet_([\d.]+)x', name).group(1)
+        path = os.path.join(configs, 'mobilenet', '%sx-MobileNet-224.json' % width)
+    else:
+        raise ValueError('%s has no counterpart in the reference code' % name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('%s is not a clavichord93/MENet checkout (no %s)' % (ref_dir, path))
+    with open(path) as f:
+        config = json.load(f)
+    return config['name'], config
+
+
+def torch_reference(name, ref_dir, **kwargs):
+    """The authors' model for registry ``name`` built from the checkout at ``ref_dir``
+    (also the hook ``bench/throughput.py`` looks for); eval mode."""
+    if kwargs:
+        raise ValueError('the reference configs take no options (got %s)' % sorted(kwargs))
+    constructor, config = _reference_config(name, ref_dir)
+    if ref_dir not in sys.path:
+        sys.path.insert(0, ref_dir)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        from pyvision.models import ImageNet as reference
+    return getattr(reference, constructor)(config).eval()
+
+
+def _ours(name, state_dict, variant, x):
+    from gluon_nets.convert import convert_state_dict
+    from gluon_nets.models.menet import fold_batchnorm
+    net = convert_state_dict(name, state_dict)
+    if variant == 'folded':
+        fold_batchnorm(net)
+    options = dict(static_alloc=True, static_shape=True)
+    if variant == 'mkldnn':
+        options['backend'] = 'MKLDNN'
+    net.hybridize(**options)
+
+    def step():
+        return net(x).wait_to_read()
+    return net, step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--models', default='menet228_12x1_g3,menet456_24x1_g3')
+    parser.add_argument('--batch', default='1,32', help='comma-separated batch sizes')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=None,
+                        help='timed rounds (default: 30 at batch 1, 6 otherwise)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--ref-dir', default=None, help='checkout of clavichord93/MENet')
+    parser.add_argument('--mkldnn', action='store_true', help='also time backend=MKLDNN')
+    args = parser.parse_args(argv)
+    threads = set_threads(args.threads)
+
+    import numpy as np
+    import mxnet as mx
+    from gluon_nets import get_model
+    torch = None
+    if args.ref_dir:
+        try:
+            import torch
+            torch.set_num_threads(threads)
+        except ImportError:
+            print('# torch is not installed: no reference rows', file=sys.stderr)
+
+    rows = []
+    for name in args.models.split(','):
+        reference = torch_reference(name, args.ref_dir) if torch is not None else None
+        if reference is not None:
+            state_dict = {k: v.numpy() for k, v in reference.state_dict().items()}
+        else:   # no reference: time ours on deterministic random weights
+            net = get_model(name)
+            net.initialize(mx.init.Xavier())
+            net(mx.nd.zeros((1, 3, 224, 224)))
+            state_dict = None
+        for batch in [int(b) for b in args.batch.split(',')]:
+            rng = np.random.RandomState(0)
+            x_np = rng.uniform(0, 1, (batch, 3, 224, 224)).astype(np.float32)
+            x = mx.nd.array(x_np)
+            steps, outputs = {}, {}
+            variants = ['hyb', 'folded'] + (['mkldnn'] if args.mkldnn else [])
+            for variant in variants:
+                if state_dict is not None:
+                    ours, steps[variant] = _ours(name, state_dict, variant, x)
+                else:
+                    ours, steps[variant] = _ours_from(net, name, variant, x)
+                outputs[variant] = ours(x).asnumpy()
+            if reference is not None:
+                x_torch = torch.from_numpy(x_np)
+
+                def ref_step(model=reference, inp=x_torch):
+                    with torch.no_grad():
+                        return model(inp)
+                with torch.no_grad():
+                    outputs['ref'] = reference(x_torch).numpy()
+                steps['ref'] = ref_step
+            for step in steps.values():
+                for _ in range(args.warmup):
+                    step()
+            rounds = args.rounds or (30 if batch == 1 else 6)
+            times = {k: [] for k in steps}
+            for _ in range(rounds):
+                for key, step in steps.items():
+                    start = time.perf_counter()
+                    step()
+                    times[key].append(time.perf_counter() - start)
+            median = {k: statistics.median(v) for k, v in times.items()}
+            base = outputs.get('ref', outputs['hyb'])
+            for key in steps:
+                err = (np.abs(outputs[key] - base).max() / np.abs(base).max())
+                ratio = ('%.2fx' % (median['ref'] / median[key])) if 'ref' in median else '-'
+                rows.append((name, batch, threads, key, '%.1f' % (batch / median[key]),
+                             '%.1f' % (batch / min(times[key])), ratio, '%.1e' % err))
+    print(format_table(('model', 'batch', 'threads', 'variant', 'img/s (median)',
+                        'img/s (best)', 'vs ref (median)', 'rel. diff of logits'), rows))
+    return 0
+
+
+def _ours_from(net, name, variant, x):
+    """Like :func:`_ours`, from a copy of an initialised net of ours (no reference)."""
+    import mxnet as mx
+    from gluon_nets import get_model
+    from gluon_nets.models.menet import fold_batchnorm
+    copy = get_model(name)
+    copy.initialize()
+    copy(mx.nd.zeros((1, 3, 224, 224)))
+    source = net._collect_params_with_prefix()
+    for key, param in copy._collect_params_with_prefix().items():
+        param.set_data(source[key].data())
+    if variant == 'folded':
+        fold_batchnorm(copy)
+    copy.hybridize(static_alloc=True, static_shape=True,
+                   **({'backend': 'MKLDNN'} if variant == 'mkldnn' else {}))
+    return copy, lambda: copy(x).wait_to_read()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
