@@ -107,6 +107,19 @@ def test_backward_on_cpu(name, alpha):
             assert np.isfinite(param.grad().asnumpy()).all(), pname
 
 
+def test_input_size_checked():
+    net = get_model('oct_resnet26_v2', alpha=0.25, classes=10)
+    net.initialize()
+    assert net(mx.nd.zeros((1, 3, 30, 30))).shape == (1, 10)   # ceil(30/4) = 8
+    net.hybridize()
+    for shape in [(1, 3, 48, 48), (1, 3, 64, 100), (3, 64, 64)]:
+        with pytest.raises(ValueError, match='ceil|N, C, H, W'):
+            net(mx.nd.zeros(shape))
+    plain = get_model('oct_resnet26_v2', alpha=-1, classes=10)   # no low part: any size
+    plain.initialize()
+    assert plain(mx.nd.zeros((1, 3, 48, 48))).shape == (1, 10)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('path', SLOW_GOLDEN, ids=[os.path.basename(p)[:-5] for p in SLOW_GOLDEN])
 def test_slow_golden(path):

@@ -330,6 +330,7 @@ class _SymbolNet(HybridBlock):
         self.alpha = check_alpha(alpha)
         self.octave = self.alpha != PLAIN
         self._blocks = []
+        self._has_low = False   # set by _add: does any block carry a low-frequency part?
         with self.name_scope():
             self.stem = ResNetStem(64, norm_kwargs=SYMBOL_BN)
             width = self._build()
@@ -339,13 +340,31 @@ class _SymbolNet(HybridBlock):
             self.drop = nn.Dropout(final_drop) if final_drop > 0 else None
             self.classifier = nn.Dense(classes, in_units=width)
 
-    def _add(self, name, block):
+    def _add(self, name, block, *specs):
+        self._has_low = self._has_low or any(spec[1] > 0 for spec in specs)
         setattr(self, name, block)
         self._blocks.append(name)
 
     def _stage_alpha(self, stage):
         """Stages 2-4 use alpha; stage 5 is forced to ratio min(alpha, 0)."""
         return self.alpha if stage < 5 else min(self.alpha, 0.0)
+
+    def forward(self, x, *args):
+        """Checks the input size of NDArray calls (graph tracing passes through)."""
+        shape = getattr(x, 'shape', None)
+        if isinstance(shape, tuple):
+            if len(shape) != 4:
+                raise ValueError('expected an (N, C, H, W) batch, got shape %s' % (shape,))
+            if self._has_low:
+                for side in shape[2:]:
+                    # stem (7x7/2) and max pool (3x3/2) give ceil(side/4); three octave
+                    # stages halve it with floor pooling and the low part halves once more
+                    if -(-side // 4) % 8:
+                        raise ValueError(
+                            'input %dx%d: an octave model needs ceil(side / 4) to be a multiple '
+                            'of 8 so that the low-frequency maps stay exactly half the high ones '
+                            '(e.g. 224, 256, or any multiple of 32)' % tuple(shape[2:]))
+        return super(_SymbolNet, self).forward(x, *args)
 
     def hybrid_forward(self, F, x):
         x = (self.stem(x), None)
@@ -405,7 +424,7 @@ class OctResNetV2Symbol(_SymbolNet):
                 self._add(name, PreActBottleneck(
                     in_spec, mid_spec, out_spec, strides=2 if (i == 1 and stage > 2) else 1,
                     groups=self._groups, first=i == 1, use_se=self._use_se,
-                    octave=self.octave, ref_name=name))
+                    octave=self.octave, ref_name=name), mid_spec, out_spec)
                 in_spec = out_spec
         return _total(in_spec)
 
@@ -443,13 +462,13 @@ class OctDenseNetSymbol(_SymbolNet):
                 width = width // 2
                 out_spec = _split(width, alpha)
                 self._add('L%d_Trans' % stage, Transition(
-                    spec, out_spec, octave=self.octave, ref_name='L%d_Trans' % stage))
+                    spec, out_spec, octave=self.octave, ref_name='L%d_Trans' % stage), out_spec)
                 spec = out_spec
             mid_spec, growth_spec = _split(4 * self._growth, alpha), _split(self._growth, alpha)
             for i in range(1, depth + 1):
                 name = 'L%d_B%02d' % (stage, i)
                 self._add(name, DenseLayer(spec, mid_spec, growth_spec, octave=self.octave,
-                                           ref_name=name))
+                                           ref_name=name), mid_spec, growth_spec)
                 spec = tuple(a + b if a > 0 and b > 0 else max(a, b)
                              for a, b in zip(spec, growth_spec))
                 width += self._growth
