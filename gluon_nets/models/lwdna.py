@@ -33,6 +33,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 import mxnet as mx
@@ -720,7 +721,8 @@ def shrink(hh_net, target_flops_ratio=0.23, remain_percentage=0.4, linear_percen
     (lwdna_net, report): an initialised :class:`LWDNAResNet` (same depth and classes) and a
     dict with ``prune_threshold``, ``flops_ratio``, ``config`` (golden format),
     ``kept_per_latent_vector``, ``macs`` / ``wide_macs`` (at ``input_size``),
-    ``search_iterations``, ``model`` (registry name of the result) and the inputs.
+    ``search_iterations``, ``target_reached`` (within the search's 0.001 tolerance; a
+    warning is issued otherwise), ``model`` (registry name of the result) and the inputs.
     """
     if not isinstance(hh_net, HHResNet):
         raise TypeError('shrink expects an HHResNet (hh_resnet*), got %s' % type(hh_net).__name__)
@@ -787,7 +789,14 @@ def shrink(hh_net, target_flops_ratio=0.23, remain_percentage=0.4, linear_percen
         'wide_macs': int(wide_macs),
         'input_size': input_size,
         'search_iterations': iterations,
+        # the reference's search moves the threshold by at most 0.01 per step for 100 steps;
+        # latent vectors far from N(0, 1) can leave the budget out of its reach
+        'target_reached': abs(macs / wide_macs - target_flops_ratio) <= 0.001,
     }
+    if not report['target_reached']:
+        warnings.warn('shrink: the threshold search stopped at %.4f with a FLOPs ratio of %.4f '
+                      '(target %.4f) after %d steps, as the reference would'
+                      % (threshold, macs / wide_macs, target_flops_ratio, iterations))
     return net, report
 
 
