@@ -1,6 +1,16 @@
 """gluon_nets: ED-Net, MENet, ScaleNet, LW-DNA and OctConv as MXNet Gluon models."""
+import importlib
+
 __version__ = '0.1.0'
 
-from .model_zoo import get_model, list_models, get_model_info, register_model  # noqa: F401
-from . import convert, profile  # noqa: F401
+from .model_zoo import get_model, list_models, get_model_info, register_model  # noqa: F401,E402
 
+_LAZY_SUBMODULES = ('convert', 'profile', 'summary', 'models', 'nn', 'data')
+
+
+def __getattr__(name):
+    # Submodules load on first use, so that ``python -m gluon_nets.convert`` does not
+    # find its own module already imported by the package.
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module('%s.%s' % (__name__, name))
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -246,4 +246,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # Run as ``python -m gluon_nets.convert`` this file is ``__main__``, a second module
+    # object whose converter table the families never fill: use the package's module.
+    from gluon_nets.convert import main as _package_main
+    sys.exit(_package_main())

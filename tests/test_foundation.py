@@ -1,4 +1,5 @@
 """The foundation itself: registry, converter, profile counters, golden generator."""
+import json
 import os
 import subprocess
 import sys
@@ -285,3 +286,26 @@ def test_summary_cli_errors():
     assert res.returncode == 2 and 'unknown family' in res.stderr
     res = _run('-m', 'gluon_nets.summary', '--model', 'nosuchmodel')
     assert res.returncode == 2 and 'unknown model' in res.stderr
+
+
+def test_convert_cli_as_module_sees_family_converters(tmp_path):
+    """``python -m gluon_nets.convert`` runs the file as __main__: it must still use the
+    converters that the families registered (regression: it once saw an empty table).
+    Converts the smallest golden file's weights, saved as an MXNet .params file."""
+    import glob
+    from conftest import DATA
+    path = min(glob.glob(os.path.join(DATA, 'golden', '*', '*.json')), key=os.path.getsize)
+    gold = golden.load(path)
+    ckpt = str(tmp_path / 'ref.params')
+    mx.nd.save(ckpt, {k: mx.nd.array(v) for k, v in golden.golden_weights(gold['params']).items()
+                      if v.dtype != np.int64})
+    out = tmp_path / 'ours.params'
+    res = _run('-m', 'gluon_nets.convert', '--model', gold['registry']['name'],
+               '--model-kwargs', json.dumps(gold['registry'].get('kwargs', {})),
+               '--checkpoint', ckpt, '--out', str(out))
+    assert res.returncode == 0, res.stderr
+    assert 'RuntimeWarning' not in res.stderr
+    net = get_model(gold['registry']['name'], **gold['registry'].get('kwargs', {}))
+    net.load_parameters(str(out))
+    logits = net(mx.nd.array(golden.input_of(gold))).asnumpy()
+    assert golden.relative_error(logits, gold['logits']) < 1e-4
