@@ -7,6 +7,7 @@ import sys
 import mxnet as mx
 import numpy as np
 import pytest
+from mxnet import autograd
 from mxnet.gluon import nn
 
 from conftest import ROOT, SHARED
@@ -228,6 +229,23 @@ def test_count_params_infers_deferred_shapes():
     net.initialize()
     # conv 4x3x3x3 + 4 bias; dense input 4*30*30 at 32x32
     assert count_params(net, (1, 3, 32, 32)) == 4 * 27 + 4 + 10 * 4 * 30 * 30 + 10
+
+
+def test_concat_channels_trains_at_unaligned_offsets():
+    """A plain 4-D concat of 5 + 3 channels fails in oneDNN's backward on CPU; ours must not."""
+    from gluon_nets.nn import concat_channels
+    a = mx.nd.random.uniform(shape=(2, 5, 4, 4))
+    b = mx.nd.random.uniform(shape=(2, 3, 4, 4))
+    conv = nn.Conv2D(8, 1, in_channels=8)
+    conv.initialize()
+    a.attach_grad()
+    b.attach_grad()
+    with autograd.record():
+        out = conv(concat_channels(mx.nd, a, b))
+    out.backward()
+    np.testing.assert_array_equal(concat_channels(mx.nd, a, b).asnumpy(),
+                                  np.concatenate([a.asnumpy(), b.asnumpy()], axis=1))
+    assert a.grad.shape == a.shape and np.isfinite(b.grad.asnumpy()).all()
 
 
 def test_shared_blocks_shapes_and_values():

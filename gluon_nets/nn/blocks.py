@@ -9,8 +9,24 @@ BatchNorm so that ``optimize_for('MKLDNN')`` can fold it.
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-__all__ = ['ConvBNAct', 'SqueezeExcite', 'ChannelShuffle', 'ResNetStem',
+__all__ = ['concat_channels', 'ConvBNAct', 'SqueezeExcite', 'ChannelShuffle', 'ResNetStem',
            'Bottleneck', 'BasicBlock', 'conv_bn_downsample', 'batch_norm']
+
+
+def concat_channels(F, *arrays):
+    """Concatenate (N, C_i, H, W) maps along channels -> (N, sum C_i, H, W), in a way whose
+    backward pass works on CPU.
+
+    mxnet 1.9.1 runs a 4-D ``concat`` on oneDNN, whose backward cannot split a blocked
+    gradient at a channel offset that is not a multiple of its block size ("could not
+    construct a sub-memory", e.g. MENet's 232 + 24 channels, octave parts at alpha
+    0.125). oneDNN only takes 2-D and 4-D concats, so the maps are joined as
+    (N, C_i, H, W, 1) and the last axis dropped, which runs MXNet's own kernel.
+    """
+    if len(arrays) == 1:
+        return arrays[0]
+    joined = F.concat(*[F.expand_dims(a, axis=4) for a in arrays], dim=1)
+    return F.reshape(joined, shape=(0, 0, 0, -3))
 
 
 def batch_norm(channels, norm_kwargs=None, **kwargs):
