@@ -231,7 +231,11 @@ def test_probe_fused_graph_is_fused_and_close(tmp_path):
     assert info['checks']['fused_ops'].get('_sg_mkldnn_conv', 0) >= 3
     x = _x(4, PROBE_SIZE)
     fused = symbols.load(str(tmp_path / 'probe-fused'))
-    assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+    for _ in range(3):   # static memory: MXNet 1.9.1's fused-FC output broke from call 2 on
+        assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+    with open(str(tmp_path / 'probe-fused-symbol.json')) as f:
+        ops = {n['op'] for n in json.load(f)['nodes']}
+    assert '_sg_mkldnn_fully_connected' not in ops and 'FullyConnected' in ops
 
 
 def test_probe_onnx_matches_onnxruntime_with_patched_resize(tmp_path):
@@ -300,8 +304,9 @@ def test_probe_int8_quantizes_and_stays_close(tmp_path):
     assert info['checks']['int8_top1_agreement_on_calibration'] >= 0.9
     block = symbols.load(str(tmp_path / 'probe-int8'))
     x = _x(8, PROBE_SIZE, seed=8)
-    # 8-bit activations of a random net: ~13% of the largest logit; a wrong graph is ~100%
-    assert relative_error(block(mx.nd.array(x)).asnumpy(), _logits(net, x)) < 0.25
+    for _ in range(3):
+        # 8-bit activations of a random net: ~13% of the largest logit; a wrong graph ~100%
+        assert relative_error(block(mx.nd.array(x)).asnumpy(), _logits(net, x)) < 0.25
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -351,7 +356,8 @@ def test_zoo_fused_within_tolerance(name, tmp_path, request):
     assert sum(info['checks']['fused_ops'].values()) > 0
     x = _x(2, size, seed=5)
     fused = symbols.load(str(tmp_path / (name + '-fused')))
-    assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+    for _ in range(2):
+        assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
 
 
 @pytest.mark.parametrize('name', _model_params())
