@@ -18,7 +18,23 @@ def _main():
     from gluon_nets.training.options import set_threads_from_argv
     set_threads_from_argv(sys.argv[1:])
     from gluon_nets.training.trainer import main
-    return main(sys.argv[1:])
+    if os.environ.get('DMLC_ROLE') != 'worker':
+        return main(sys.argv[1:])
+    # a distributed worker that fails must exit now: a normal interpreter exit waits in
+    # ps-lite's finalising barrier for the other workers, so the launcher would never see it
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    if code:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == '__main__':

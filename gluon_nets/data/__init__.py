@@ -65,9 +65,10 @@ _DATASETS = {
                      'shirt', 'sneaker', 'bag', 'ankle boot'],
         train_rec=[os.path.join(_FMNIST_DIR, 'train-0.rec'), os.path.join(_FMNIST_DIR, 'train-1.rec')],
         val_rec=os.path.join(_FMNIST_DIR, 'val.rec'),
-        # 32-px garments lose too much under ImageNet's 8% crops; grey images have no
-        # colour for PCA lighting to model
-        min_random_area=0.35, jitter=0.4, lighting=0.0,
+        # a 10-minute CPU budget (about 12 epochs) is too short for ImageNet-strength
+        # augmentation on 32-px garments: light crops only (measured: after 300 batches
+        # val top-1 0.750 with area 0.8 and no jitter vs 0.725 with area 0.35 + jitter 0.4)
+        min_random_area=0.8, jitter=0.0, lighting=0.0,
         licence=os.path.join(_FMNIST_DIR, 'LICENSE')),
     'imagenet': dict(
         num_classes=1000, input_size=224, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,

@@ -343,6 +343,7 @@ def run(args, argv_for_resume=None):
         loss_sum, correct, seen = 0.0, 0.0, 0
         bar = _progress(args, epoch, iters, is_chief)
         btic, last_logged = time.time(), 0
+        steady_tic, steady_seen = tic, 0
         for i, (x, y) in enumerate(train_data):
             if i >= iters:
                 break
@@ -381,6 +382,8 @@ def run(args, argv_for_resume=None):
                     % (batch_loss, epoch, i, trainer.learning_rate,
                        'epoch %d' % kept['epoch'] if kept else 'none, no epoch completed', run_dir.path))
             n = x.shape[0]
+            if i == 1:  # steady-state throughput leaves out the first two (graph-building) batches
+                steady_tic, steady_seen = time.time(), seen + n
             if args.save_worker_state:
                 seen_labels.append(y.asnumpy())
             loss_sum += batch_loss
@@ -398,12 +401,16 @@ def run(args, argv_for_resume=None):
         if bar is not None:
             bar.close()
         train_time = time.time() - tic
+        if seen > steady_seen:
+            img_per_s = (seen - steady_seen) / (time.time() - steady_tic)
+        else:
+            img_per_s = seen / train_time
         val_loss, top1, top5 = evaluate(net, val_data, ctx, args.dtype)
         row = {'epoch': epoch, 'train_loss': round(loss_sum / max(seen, 1), 6),
                'train_acc': round(correct / max(seen, 1), 6), 'val_loss': round(val_loss, 6),
                'val_top1': round(top1, 6), 'val_top5': round(top5, 6),
                'lr': float('%.8g' % trainer.learning_rate), 'epoch_time_s': round(time.time() - tic, 2),
-               'train_img_per_s': round(seen * num_workers / train_time, 1)}
+               'train_img_per_s': round(img_per_s * num_workers, 1)}
         rows.append(row)
         improved = top1 > best
         best = max(best, top1)
