@@ -64,13 +64,17 @@ def test_every_reference_config_is_registered_with_a_golden():
 
 @pytest.mark.parametrize('name', sorted(CHECKPOINTS))
 def test_official_checkpoint_classifies_photos_like_the_reference(name, tmp_path):
-    """The authors' .pth.tar through our CLI reproduces their logits and top-5 on four
+    """The authors' .pth.tar through our CLI (python -m gluon_nets.convert) reproduces their logits and top-5 on four
     real photos (preprocessed by the reference's pipeline into pretrained_input.npy)."""
     checkpoint = _weights_or_skip(name)
     with open(os.path.join(GOLDEN, 'pretrained_%s.json' % name)) as f:
         reference = json.load(f)
     out = str(tmp_path / (name + '.params'))
-    assert convert_main(['--model', name, '--checkpoint', checkpoint, '--out', out]) == 0
+    cli = subprocess.run([sys.executable, '-m', 'gluon_nets.convert', '--model', name,
+                          '--checkpoint', checkpoint, '--out', out], cwd=ROOT,
+                         capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert cli.returncode == 0, cli.stderr
     net = get_model(name)
     net.load_parameters(out)
     net.hybridize(static_alloc=True, static_shape=True)
