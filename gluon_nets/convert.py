@@ -95,7 +95,7 @@ def normalise_state_dict(state_dict):
     return out
 
 
-def convert_state_dict(name, state_dict, ctx=None, **kwargs):
+def convert_state_dict(name, state_dict, ctx=None, grad_req=None, **kwargs):
     """Build model ``name`` (with ``kwargs``) and load reference-named arrays into it.
 
     Parameters
@@ -105,6 +105,13 @@ def convert_state_dict(name, state_dict, ctx=None, **kwargs):
     state_dict : dict
         Reference parameter name -> array (numpy, torch tensor or NDArray); the
         ``{'state_dict': ...}`` wrapper and ``module.`` prefixes are accepted.
+    ctx : mx.Context, optional
+        Where the parameters are placed (default CPU).
+    grad_req : str, optional
+        ``'null'`` for inference only: no gradient buffers are allocated, which halves
+        the memory of very wide nets (e.g. the LW-DNA search nets).
+    **kwargs
+        Model kwargs (``alpha``, ``classes``, ...), as for ``get_model``.
 
     Returns
     -------
@@ -157,6 +164,8 @@ def convert_state_dict(name, state_dict, ctx=None, **kwargs):
                               % (len(problems), info.name, '\n  '.join(problems)))
 
     ctx = ctx or mx.cpu()
+    if grad_req is not None:
+        plan.net.collect_params().setattr('grad_req', grad_req)
     for our_name, param in ours.items():
         value = arrays[our_name]
         param._load_init(mx.nd.array(value, dtype=param.dtype or 'float32'), ctx)

@@ -120,6 +120,13 @@ def test_convert_reproduces_reference_computation(tiny_family):
     np.testing.assert_allclose(net(mx.nd.array(x)).asnumpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_convert_inference_only_allocates_no_gradients(tiny_family):
+    net = convert_state_dict('tinytest_net', _reference_weights(), classes=10, grad_req='null')
+    assert {p.grad_req for p in net.collect_params().values()} == {'null'}
+    trainable = convert_state_dict('tinytest_net', _reference_weights(), classes=10)
+    assert trainable.conv.weight.grad_req == 'write'
+
+
 def test_convert_reports_all_problems_together(tiny_family):
     ref = _reference_weights()
     del ref['features.bn.weight']                       # missing

@@ -24,8 +24,10 @@ def _id(path):
 def test_golden(path):
     golden = load(path)
     registry = golden['registry']
+    # grad_req='null': inference only, no gradient buffers (the wide LW-DNA search
+    # nets would otherwise need twice the memory)
     net = convert_state_dict(registry['name'], golden_weights(golden['params']),
-                             **registry.get('kwargs', {}))
+                             grad_req='null', **registry.get('kwargs', {}))
     net.hybridize(static_alloc=True, static_shape=True)
     x = input_of(golden)
     logits = net(mx.nd.array(x)).asnumpy()
