@@ -199,3 +199,48 @@ def test_image_folder_training(plugin, tmp_path):
                       '--num-epochs', '1', '-j', '0')) == 0
     assert json.load(open(str(run / 'model.json')))['classes'] == 3
     assert len(_csv(run / 'metrics.csv')) == 1
+
+
+def test_distillation_from_a_teacher_checkpoint(plugin, tmp_path):
+    from gluon_nets import get_model
+    from gluon_nets.model_zoo import pretrained_path
+    import importlib.util
+    home = tmp_path / 'home'
+    spec = importlib.util.spec_from_file_location('tiny_models', plugin)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers tiny_cnn once
+    teacher = get_model('tiny_cnn', classes=10)
+    teacher.initialize(mx.init.Xavier())
+    teacher(mx.nd.zeros((1, 3, 16, 16)))
+    path = pretrained_path('tiny_cnn', root=str(home / '.mxnet' / 'models'))
+    os.makedirs(os.path.dirname(path))
+    teacher.save_parameters(path)
+    result = _cli(_base(plugin, tmp_path / 'run', '--teacher', 'tiny_cnn', '--temperature', '4',
+                        '--hard-weight', '0.3', '--num-epochs', '1', '--max-iters', '3'),
+                  env={'HOME': str(home)})
+    assert result.returncode == 0, result.stderr
+    assert len(_csv(tmp_path / 'run' / 'metrics.csv')) == 1
+    result = _cli(_base(plugin, tmp_path / 'run2', '--teacher', 'tiny_cnn', '--num-epochs', '1'),
+                  env={'HOME': str(tmp_path / 'empty')})
+    assert result.returncode == 1 and 'no converted weights for tiny_cnn' in result.stderr
+
+
+def test_lwdna_search_then_train_then_resume(tmp_path):
+    lwdna = pytest.importorskip('gluon_nets.models.lwdna')
+    if not hasattr(lwdna, 'search'):
+        pytest.skip('gluon_nets.models.lwdna.search not available')
+    run = tmp_path / 'run'
+    args = ['--model', 'hh_resnet18', '--width-mult', '0.25', '--lwdna-ratio', '0.5', '--num-epochs', '1',
+            '--max-iters', '2', '--batch-size', '16', '--save-dir', str(run), '--no-progress', '-j', '1']
+    result = _cli(args)
+    assert result.returncode == 0, result.stderr
+    config = json.load(open(str(run / 'lwdna_config.json')))
+    model = json.load(open(str(run / 'model.json')))
+    assert model['model'] == 'lwdna_resnet18' and model['kwargs'] == {'config': config}
+    result = _cli(['--resume', str(run), '--num-epochs', '2'])
+    assert result.returncode == 0, result.stderr
+    assert 'resumed' in result.stdout and 'LW-DNA search on' not in result.stdout
+    assert [r['epoch'] for r in _csv(run / 'metrics.csv')] == ['0', '1']
+    # the trained net is the searched configuration
+    from gluon_nets import get_model
+    net = get_model('lwdna_resnet18', classes=10, config=config)
+    net.load_parameters(str(run / 'last.params'))
