@@ -46,7 +46,8 @@ from mxnet.gluon.block import HybridBlock
 
 from ..convert import ConversionError, ConversionPlan, register_converter
 from ..model_zoo import get_model, register_model
-from ..nn.octave import (OctActivation, OctBatchNorm, OctConv2D, OctPool2D, OctSE,
+from ..nn.octave import (ModeGraphMixin, OctActivation, OctBatchNorm, OctConv2D, OctPool2D,
+                         OctSE, oct_concat,
                          reference_mapping, split_channels)
 
 __all__ = ['OctResNetV1', 'OctResNetV2', 'OctMobileNetV1', 'OctMobileNetV2', 'OctDenseNet',
@@ -78,9 +79,10 @@ def _sum_pairs(a, b):
     return tuple(x if y is None else (y if x is None else x + y) for x, y in zip(a, b))
 
 
-class _Blocks(HybridBlock):
-    """Mixin helper: blocks registered as attributes ``L<stage>_B<index>`` (the
-    reference's names) and run in creation order."""
+class _Blocks(ModeGraphMixin, HybridBlock):
+    """Base of the models: blocks registered as attributes ``L<stage>_B<index>`` (the
+    reference's names) and run in creation order; one cached graph per autograd mode
+    (BN + ReLU is fused in inference only)."""
 
     def _add_block(self, name, block):
         setattr(self, name, block)
@@ -121,10 +123,10 @@ class _BottleneckV1(HybridBlock):
                 self.bn1a = OctBatchNorm(in_planes, center=False, scale=False, prefix='bn1a', **bn)
             self.conv1 = OctConv2D(mid_planes, 1, strides=st[0], in_channels=in_planes,
                                    prefix='conv1', **ok)
-            self.bn1 = OctBatchNorm(mid_planes, prefix='bn1', **bn)
+            self.bn1 = OctBatchNorm(mid_planes, act='relu', prefix='bn1', **bn)
             self.conv2 = OctConv2D(mid_planes, 3, strides=st[1], padding=1, groups=groups,
                                    in_channels=mid_planes, prefix='conv2', **ok)
-            self.bn2 = OctBatchNorm(mid_planes, prefix='bn2', **bn)
+            self.bn2 = OctBatchNorm(mid_planes, act='relu', prefix='bn2', **bn)
             self.conv3 = OctConv2D(out_planes, 1, strides=st[2], in_channels=mid_planes,
                                    prefix='conv3', **ok)
             self.bn3 = OctBatchNorm(out_planes, prefix='bn3',
@@ -144,8 +146,8 @@ class _BottleneckV1(HybridBlock):
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
         out = self.bn1a(*x) if self.extra_bn else x
-        out = self.relu(*self.bn1(*self.conv1(*out)))
-        out = self.relu(*self.bn2(*self.conv2(*out)))
+        out = self.bn1(*self.conv1(*out))          # BN + ReLU
+        out = self.bn2(*self.conv2(*out))
         out = self.bn3(*self.conv3(*out))
         if self.se_block is not None:
             out = self.se_block(*out)
@@ -239,13 +241,14 @@ class OctResNetV1(_OctResNetBase):
                  num_out=(256, 512, 1024, 2048), down_pos=1, deep_stem=False,
                  replace_maxpool=None, use_se=False, extra_bn=False, last_gamma=False,
                  final_drop=0.0, classes=1000, norm_kwargs=None, use_global_stats=False,
-                 oct_kwargs=None, prefix=None):
+                 oct_kwargs=None, fuse_bn_relu=None, prefix=None):
         super(OctResNetV1, self).__init__(prefix=prefix)
         alpha = _check_alpha(alpha)
         if replace_maxpool not in (None, 'bottleneck-131'):
             raise ValueError("replace_maxpool must be None or 'bottleneck-131', got %r"
                              % (replace_maxpool,))
         bn = _bn_kwargs(norm_kwargs, use_global_stats)
+        obn = dict(bn, fuse=fuse_bn_relu)      # for the octave BNs (BN + ReLU fusion)
         self._block_names = []
         self.final_drop = final_drop
         with self.name_scope():
@@ -257,7 +260,7 @@ class OctResNetV1(_OctResNetBase):
                                      bn_kwargs=bn, prefix='stem2_')
             self._make_stages(_BottleneckV1, layers, num_mid, num_out, alpha, dict(
                 groups=groups, down_pos=down_pos, use_se=use_se, extra_bn=extra_bn,
-                last_gamma=last_gamma, bn_kwargs=bn, oct_kwargs=oct_kwargs))
+                last_gamma=last_gamma, bn_kwargs=obn, oct_kwargs=oct_kwargs))
             self.drop = nn.Dropout(final_drop) if final_drop > 0 else None
             self.classifer = _classifier(classes, num_out[3])
 
@@ -288,31 +291,30 @@ class _BottleneckV2(HybridBlock):
         ok = dict(oct_kwargs or {})
         st = [strides if down_pos == i else 1 for i in range(3)]
         with self.name_scope():
-            self.bn1 = OctBatchNorm(in_planes, prefix='bn1', **bn)
+            self.bn1 = OctBatchNorm(in_planes, act='relu', prefix='bn1', **bn)
             self.conv1 = OctConv2D(mid_planes, 1, strides=st[0], in_channels=in_planes,
                                    prefix='conv1', **ok)
-            self.bn2 = OctBatchNorm(mid_planes, prefix='bn2', **bn)
+            self.bn2 = OctBatchNorm(mid_planes, act='relu', prefix='bn2', **bn)
             self.conv2 = OctConv2D(mid_planes, 3, strides=st[1], padding=1, groups=groups,
                                    in_channels=mid_planes, prefix='conv2', **ok)
-            self.bn3 = OctBatchNorm(mid_planes, prefix='bn3', **bn)
+            self.bn3 = OctBatchNorm(mid_planes, act='relu', prefix='bn3', **bn)
             self.conv3 = OctConv2D(out_planes, 1, strides=st[2], in_channels=mid_planes,
                                    prefix='conv3', **ok)
             self.se_block = OctSE(se_planes, out_planes, prefix='se') if use_se else None
-            self.relu = OctActivation('relu')
             self.has_proj = strides != 1 or tuple(in_planes) != tuple(out_planes)
             if self.has_proj:
-                self.bn4 = OctBatchNorm(in_planes, prefix='bn4', **bn)
+                self.bn4 = OctBatchNorm(in_planes, act='relu', prefix='bn4', **bn)
                 self.conv4 = OctConv2D(out_planes, 1, strides=strides, in_channels=in_planes,
                                        use_bias=True, prefix='conv4', **ok)
 
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
-        out = self.conv1(*self.relu(*self.bn1(*x)))
-        out = self.conv2(*self.relu(*self.bn2(*out)))
-        out = self.conv3(*self.relu(*self.bn3(*out)))
+        out = self.conv1(*self.bn1(*x))            # BN + ReLU
+        out = self.conv2(*self.bn2(*out))
+        out = self.conv3(*self.bn3(*out))
         if self.se_block is not None:
             out = self.se_block(*out)
-        sc = self.conv4(*self.relu(*self.bn4(*x))) if self.has_proj else x
+        sc = self.conv4(*self.bn4(*x)) if self.has_proj else x
         return _sum_pairs(out, sc)
 
 
@@ -322,18 +324,19 @@ class OctResNetV2(_OctResNetBase):
     def __init__(self, layers, alpha=0.0, groups=1, num_mid=(64, 128, 256, 512),
                  num_out=(256, 512, 1024, 2048), down_pos=1, use_se=False, last_gamma=False,
                  final_drop=0.0, classes=1000, norm_kwargs=None, use_global_stats=False,
-                 oct_kwargs=None, prefix=None):
+                 oct_kwargs=None, fuse_bn_relu=None, prefix=None):
         super(OctResNetV2, self).__init__(prefix=prefix)
         alpha = _check_alpha(alpha)
         if last_gamma:
             raise ValueError('last_gamma is not supported by the pre-activation (v2) ResNets '
                              '(the reference asserts it is False)')
         bn = _bn_kwargs(norm_kwargs, use_global_stats)
+        obn = dict(bn, fuse=fuse_bn_relu)      # for the octave BNs (BN + ReLU fusion)
         self._block_names = []
         with self.name_scope():
             self.conv1 = _resnet_stem(False, None, bn)
             self._make_stages(_BottleneckV2, layers, num_mid, num_out, alpha, dict(
-                groups=groups, down_pos=down_pos, use_se=use_se, bn_kwargs=bn,
+                groups=groups, down_pos=down_pos, use_se=use_se, bn_kwargs=obn,
                 oct_kwargs=oct_kwargs))
             self.tail = nn.HybridSequential(prefix='')
             with self.tail.name_scope():
@@ -366,14 +369,13 @@ class _DWSConv(HybridBlock):
             self.conv1 = OctConv2D(in_channels, 3, strides=strides, padding=1,
                                    groups=in_channels[0] + in_channels[1],
                                    in_channels=in_channels, prefix='conv1', **ok)
-            self.bn1 = OctBatchNorm(in_channels, prefix='bn1', **bn)
+            self.bn1 = OctBatchNorm(in_channels, act='relu', prefix='bn1', **bn)
             self.conv2 = OctConv2D(channels, 1, in_channels=in_channels, prefix='conv2', **ok)
-            self.bn2 = OctBatchNorm(channels, prefix='bn2', **bn)
-            self.relu = OctActivation('relu')
+            self.bn2 = OctBatchNorm(channels, act='relu', prefix='bn2', **bn)
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        out = self.relu(*self.bn1(*self.conv1(x_high, x_low)))
-        return self.relu(*self.bn2(*self.conv2(*out)))
+        out = self.bn1(*self.conv1(x_high, x_low))  # BN + ReLU
+        return self.bn2(*self.conv2(*out))
 
 
 class OctMobileNetV1(_Blocks):
@@ -381,10 +383,11 @@ class OctMobileNetV1(_Blocks):
     first is ``L1_B1``)."""
 
     def __init__(self, multiplier=1.0, alpha=0.0, final_drop=0.0, classes=1000,
-                 norm_kwargs=None, oct_kwargs=None, prefix=None):
+                 norm_kwargs=None, oct_kwargs=None, fuse_bn_relu=None, prefix=None):
         super(OctMobileNetV1, self).__init__(prefix=prefix)
         alpha = _check_alpha(alpha)
         bn = _bn_kwargs(norm_kwargs)
+        obn = dict(bn, fuse=fuse_bn_relu)      # for the octave BNs (BN + ReLU fusion)
         dw = [int(c * multiplier) for c in [32, 64] + [128] * 2 + [256] * 2 + [512] * 6 + [1024]]
         pw = [int(c * multiplier) for c in [64] + [128] * 2 + [256] * 2 + [512] * 6 + [1024] * 2]
         strides = [1, 2] * 3 + [1] * 5 + [2, 1]
@@ -400,7 +403,7 @@ class OctMobileNetV1(_Blocks):
                 stage, idx = (stage + 1, 0) if s > 1 else (stage, idx + 1)
                 name = 'L%d_B%d' % (stage, idx)
                 self._add_block(name, _DWSConv(split_channels(d, dr), split_channels(p, pr), s,
-                                               bn_kwargs=bn, oct_kwargs=oct_kwargs,
+                                               bn_kwargs=obn, oct_kwargs=oct_kwargs,
                                                prefix=name + '_'))
             self.drop = nn.Dropout(final_drop) if final_drop > 0 else None
             self.classifer = _classifier(classes, pw[-1])
@@ -448,10 +451,12 @@ class OctMobileNetV2(_Blocks):
     """Octave MobileNet v2 (only the expanded tensors of the first 13 blocks are octave)."""
 
     def __init__(self, multiplier=1.0, alpha=0.0, final_drop=0.0, last_gamma=False,
-                 classes=1000, norm_kwargs=None, oct_kwargs=None, prefix=None):
+                 classes=1000, norm_kwargs=None, oct_kwargs=None, fuse_bn_relu=None,
+                 prefix=None):
         super(OctMobileNetV2, self).__init__(prefix=prefix)
         alpha = _check_alpha(alpha)
         bn = _bn_kwargs(norm_kwargs)
+        obn = dict(bn, fuse=fuse_bn_relu)      # for the octave BNs (BN + ReLU fusion)
         ins = [int(multiplier * c) for c in
                [32, 16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 + [160] * 3]
         mids = [t * c for t, c in zip([1] + [6] * 16, ins)]
@@ -474,7 +479,7 @@ class OctMobileNetV2(_Blocks):
                 name = 'L%d_B%d' % (stage, idx)
                 self._add_block(name, _InvertedResidual(
                     (c_in, -1), split_channels(c_mid, r), (c_out, -1), s, last_gamma=last_gamma,
-                    bn_kwargs=bn, oct_kwargs=oct_kwargs, prefix=name + '_'))
+                    bn_kwargs=obn, oct_kwargs=oct_kwargs, prefix=name + '_'))
             self.tail = nn.HybridSequential(prefix='')
             with self.tail.name_scope():
                 self.tail.add(nn.Conv2D(last, 1, in_channels=outs[-1], use_bias=False,
@@ -509,17 +514,15 @@ class _DenseLayer(HybridBlock):
         ok = dict(oct_kwargs or {})
         mid = tuple(bn_size * c if c > 0 else -1 for c in growth)
         with self.name_scope():
-            self.bn1 = OctBatchNorm(in_channels, prefix='bn1', **bn)
+            self.bn1 = OctBatchNorm(in_channels, act='relu', prefix='bn1', **bn)
             self.conv1 = OctConv2D(mid, 1, in_channels=in_channels, prefix='conv1', **ok)
-            self.bn2 = OctBatchNorm(mid, prefix='bn2', **bn)
+            self.bn2 = OctBatchNorm(mid, act='relu', prefix='bn2', **bn)
             self.conv2 = OctConv2D(growth, 3, padding=1, in_channels=mid, prefix='conv2', **ok)
-            self.relu = OctActivation('relu')
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        out = self.conv1(*self.relu(*self.bn1(x_high, x_low)))
-        out = self.conv2(*self.relu(*self.bn2(*out)))
-        return tuple(a if b is None else (b if a is None else F.concat(a, b, dim=1))
-                     for a, b in zip((x_high, x_low), out))
+        out = self.conv1(*self.bn1(x_high, x_low))   # BN + ReLU
+        out = self.conv2(*self.bn2(*out))
+        return oct_concat(F, (x_high, x_low), out)
 
 
 class _Transition(HybridBlock):
@@ -528,14 +531,13 @@ class _Transition(HybridBlock):
     def __init__(self, in_channels, channels, bn_kwargs=None, oct_kwargs=None, prefix=None):
         super(_Transition, self).__init__(prefix=prefix)
         with self.name_scope():
-            self.bn = OctBatchNorm(in_channels, prefix='bn', **dict(bn_kwargs or {}))
+            self.bn = OctBatchNorm(in_channels, act='relu', prefix='bn', **dict(bn_kwargs or {}))
             self.conv = OctConv2D(channels, 1, in_channels=in_channels, prefix='conv',
                                   **dict(oct_kwargs or {}))
-            self.relu = OctActivation('relu')
             self.pool = OctPool2D('avg', 2, 2)
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return self.pool(*self.conv(*self.relu(*self.bn(x_high, x_low))))
+        return self.pool(*self.conv(*self.bn(x_high, x_low)))
 
 
 _DENSENET_SPEC = {121: (64, 32, [6, 12, 24, 16]), 161: (96, 48, [6, 12, 36, 24]),
@@ -547,10 +549,12 @@ class OctDenseNet(_Blocks):
     dense blocks 1-3, the last transition merges the low part."""
 
     def __init__(self, num_init_features, growth_rate, block_config, alpha=0.0, bn_size=4,
-                 final_drop=0.0, classes=1000, norm_kwargs=None, oct_kwargs=None, prefix=None):
+                 final_drop=0.0, classes=1000, norm_kwargs=None, oct_kwargs=None,
+                 fuse_bn_relu=None, prefix=None):
         super(OctDenseNet, self).__init__(prefix=prefix)
         alpha = _check_alpha(alpha)
         bn = _bn_kwargs(norm_kwargs)
+        obn = dict(bn, fuse=fuse_bn_relu)      # for the octave BNs (BN + ReLU fusion)
         ratios = (alpha, alpha, alpha, 0.0)
         self._block_names = []
 
@@ -570,8 +574,7 @@ class OctDenseNet(_Blocks):
             plane = split_channels(num_init_features, ratios[0])
             self.conv1 = OctConv2D(plane, 7, strides=2, padding=3, in_channels=(3, -1),
                                    prefix='conv1', **dict(oct_kwargs or {}))
-            self.bn1 = OctBatchNorm(plane, prefix='bn1', **bn)
-            self.relu = OctActivation('relu')
+            self.bn1 = OctBatchNorm(plane, act='relu', prefix='bn1', **obn)
             self.maxpool = OctPool2D('max', 3, 2, padding=1)
             actual = plane
             width = num_init_features
@@ -583,7 +586,7 @@ class OctDenseNet(_Blocks):
                         t_in = split_channels(width, ratios[i - 1])
                         check(actual, t_in, name)
                         t_out = split_channels(int(width / 2), ratios[i])
-                        self._add_block(name, _Transition(t_in, t_out, bn, oct_kwargs,
+                        self._add_block(name, _Transition(t_in, t_out, obn, oct_kwargs,
                                                           prefix=name + '_'))
                         idx += 1
                         width = int(width / 2)
@@ -592,7 +595,7 @@ class OctDenseNet(_Blocks):
                     d_in = split_channels(width, ratios[i])
                     check(actual, d_in, name)
                     growth = split_channels(growth_rate, ratios[i])
-                    self._add_block(name, _DenseLayer(d_in, growth, bn_size, bn, oct_kwargs,
+                    self._add_block(name, _DenseLayer(d_in, growth, bn_size, obn, oct_kwargs,
                                                       prefix=name + '_'))
                     actual = parts_sum(d_in, growth)
                     idx += 1
@@ -606,7 +609,7 @@ class OctDenseNet(_Blocks):
             self.classifer = _classifier(classes, width)
 
     def hybrid_forward(self, F, x):
-        x = self.maxpool(*self.relu(*self.bn1(*self.conv1(x, None))))
+        x = self.maxpool(*self.bn1(*self.conv1(x, None)))
         x = self.tail(self._run_blocks(x)[0])
         x = F.Pooling(x, global_pool=True, kernel=(1, 1), pool_type='avg')
         if self.drop is not None:

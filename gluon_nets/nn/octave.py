@@ -76,11 +76,13 @@ prefixes), ``style='attr'`` the attribute paths that ``save_parameters`` writes
 (``L1_B0.conv1.conv_h2h.weight``).
 """
 import numpy as np
+from mxnet import autograd
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 __all__ = ['split_channels', 'as_parts', 'OctConv2D', 'OctBatchNorm', 'OctActivation',
-           'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'oct_add', 'oct_concat',
+           'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'BatchNormReLU', 'ModeGraphMixin', 'channel_concat',
+           'fused_bn_relu_available', 'oct_add', 'oct_concat',
            'reference_mapping']
 
 
@@ -116,9 +118,26 @@ def oct_add(F, a, b):
 
 
 def oct_concat(F, a, b):
-    """Part-wise channel concatenation of two pairs."""
-    return tuple(x if y is None else (y if x is None else F.concat(x, y, dim=1))
+    """Part-wise channel concatenation of two pairs (:func:`channel_concat`)."""
+    return tuple(x if y is None else (y if x is None else channel_concat(F, x, y))
                  for x, y in zip(a, b))
+
+
+def channel_concat(F, *arrays):
+    """Channel concatenation of (N, C_i, H, W) maps.
+
+    In training mode it concatenates 3-D views (N, C_i, H*W): MXNet 1.9.1's oneDNN
+    Concat backward fails ("could not construct a sub-memory") when a part starts at a
+    channel offset that is not a multiple of the blocked layout (e.g. 24 channels; the
+    reference's DenseNet at alpha 0.25 cannot train because of it). In inference the
+    plain 4-D oneDNN concat is used. The values are identical either way.
+    """
+    if len(arrays) == 1:
+        return arrays[0]
+    if not autograd.is_training():
+        return F.concat(*arrays, dim=1)
+    flat = F.concat(*[F.reshape(a, shape=(0, 0, -1)) for a in arrays], dim=1)
+    return F.reshape_like(flat, arrays[0], lhs_begin=2, lhs_end=3, rhs_begin=2, rhs_end=4)
 
 
 def _cat_in(*arrays):
@@ -299,7 +318,7 @@ class OctConv2D(HybridBlock):
         xl_s = self._pool(F, x_low, 2) if (s == 2 and p['l2l']) else x_low
 
         if self.merge_h:
-            y_h = self.conv_h(F.concat(xh_s, x_low, dim=1))
+            y_h = self.conv_h(channel_concat(F, xh_s, x_low))
         else:
             y_h = self.conv_h2h(xh_s) if p['h2h'] else None
             if p['l2h']:
@@ -310,7 +329,7 @@ class OctConv2D(HybridBlock):
                 else:
                     y_h = l2h if y_h is None else y_h + l2h
         if self.merge_l:
-            y_l = self.conv_l(F.concat(xh_l, xl_s, dim=1))
+            y_l = self.conv_l(channel_concat(F, xh_l, xl_s))
         else:
             y_l = self.conv_h2l(xh_l) if p['h2l'] else None
             if p['l2l']:
@@ -363,15 +382,71 @@ class NormOnlyBatchNorm(HybridBlock):
         return [(None, '', 'gamma')]
 
 
+def fused_bn_relu_available():
+    """True where ``contrib.BatchNormWithReLU`` runs: MXNet built with oneDNN (MKLDNN),
+    used on CPU (the operator has no GPU kernel, so any visible GPU turns it off)."""
+    global _FUSED
+    if _FUSED is None:
+        import mxnet as mx
+        try:
+            _FUSED = bool(mx.runtime.Features().is_enabled('MKLDNN')) and mx.context.num_gpus() == 0
+        except Exception:  # pylint: disable=broad-except
+            _FUSED = False
+    return _FUSED
+
+
+_FUSED = None
+
+
+class BatchNormReLU(nn.BatchNorm):
+    """``relu(BatchNorm(x))``; in inference one oneDNN operator
+    (``contrib.BatchNormWithReLU``: the same result in one pass over the tensor instead
+    of two). In training mode it is BatchNorm + Activation, because the fused operator's
+    backward fails on some layouts in MXNet 1.9.1 ("could not construct a sub-memory").
+
+    The choice is made when the graph is built: a hybridized net must rebuild its graph
+    when it switches between training and inference (see :class:`ModeGraphMixin`).
+    """
+
+    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
+        if autograd.is_training():
+            y = F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+            return F.Activation(y, act_type='relu')
+        return F.contrib.BatchNormWithReLU(x, gamma, beta, running_mean, running_var,
+                                           name='fwd', **self._kwargs)
+
+
+class ModeGraphMixin(object):
+    """For a top-level HybridBlock holding :class:`BatchNormReLU` layers: drop the cached
+    graph when the autograd mode (training / inference) differs from the one it was
+    built in, so that each mode runs its own graph (a rebuild per switch, e.g. once per
+    epoch for validation)."""
+
+    def forward(self, x, *args):
+        mode = autograd.is_training()
+        if getattr(self, '_graph_mode', mode) != mode:
+            self._clear_cached_op()
+        self._graph_mode = mode
+        return super(ModeGraphMixin, self).forward(x, *args)
+
+
 class OctBatchNorm(HybridBlock):
     """BatchNorm on each present part (``bn_h`` / ``bn_l``); kwargs go to gluon BatchNorm.
-    ``center=False, scale=False`` gives :class:`NormOnlyBatchNorm` parts."""
+    ``center=False, scale=False`` gives :class:`NormOnlyBatchNorm` parts. ``act='relu'``
+    applies ReLU after the BN, fused into it (:class:`BatchNormReLU`) when
+    ``fuse`` (default: :func:`fused_bn_relu_available`)."""
 
-    def __init__(self, in_channels, prefix=None, params=None, **kwargs):
+    def __init__(self, in_channels, act=None, fuse=None, prefix=None, params=None, **kwargs):
         super(OctBatchNorm, self).__init__(prefix=prefix, params=params)
         c_h, c_l = as_parts(in_channels, 'in_channels')
         norm_only = kwargs.get('center', True) is False and kwargs.get('scale', True) is False
-        bn = NormOnlyBatchNorm if norm_only else nn.BatchNorm
+        if act not in (None, 'relu'):
+            raise ValueError("OctBatchNorm act must be None or 'relu', got %r" % (act,))
+        if fuse is None:
+            fuse = fused_bn_relu_available()
+        self.act = act
+        self.fused = bool(act and fuse and not norm_only)
+        bn = NormOnlyBatchNorm if norm_only else (BatchNormReLU if self.fused else nn.BatchNorm)
         with self.name_scope():
             if _present(c_h):
                 self.bn_h = bn(in_channels=c_h, prefix='-h_', **kwargs)
@@ -380,8 +455,11 @@ class OctBatchNorm(HybridBlock):
         self.parts = (c_h, c_l)
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return (self.bn_h(x_high) if _present(self.parts[0]) else None,
-                self.bn_l(x_low) if _present(self.parts[1]) else None)
+        out = (self.bn_h(x_high) if _present(self.parts[0]) else None,
+               self.bn_l(x_low) if _present(self.parts[1]) else None)
+        if self.act and not self.fused:
+            out = tuple(None if y is None else F.Activation(y, act_type=self.act) for y in out)
+        return out
 
 
 class OctActivation(HybridBlock):
