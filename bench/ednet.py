@@ -16,6 +16,9 @@ shared machine hits all of them alike):
 * ``fused``    ours, ``optimize_for(x, 'MKLDNN')`` (oneDNN folds conv+BN(+add)(+ReLU))
 * ``*_noed``   the same with ``ed=False`` (the plain ResNet / ResNeXt baseline)
 
+``--op-profile`` instead prints, per MXNet operator, the time of ours with and without the
+ED path (MXNet profiler, bulk execution off), to show where the ED path's time goes.
+
 Ratios: ``ours/ref`` = img/s of ours over the reference; ``ED cost`` = time with the ED
 path over time without it, minus one.
 """
@@ -78,6 +81,45 @@ def interleaved(steps, rounds, warmup=1):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def op_profile(args, threads):
+    """Per-operator milliseconds per forward of ours (hybridized) with / without the ED path."""
+    import json
+    import mxnet as mx
+    from gluon_nets import get_model
+    rows = []
+    for name in args.models.split(','):
+        for batch in [int(b) for b in args.batch.split(',')]:
+            x = mx.nd.random.uniform(-1, 1, (batch, 3, args.size, args.size))
+            per_op = {}
+            for ed in (True, False):
+                net = get_model(name, ed=ed)
+                net.initialize(net.default_init)
+                net.hybridize(static_alloc=True, static_shape=True)
+                for _ in range(2):
+                    net(x).wait_to_read()
+                mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                                       filename=os.devnull)
+                mx.profiler.set_state('run')
+                for _ in range(args.rounds):
+                    net(x).wait_to_read()
+                mx.nd.waitall()
+                mx.profiler.set_state('stop')
+                stats = json.loads(mx.profiler.dumps(reset=True, format='json'))
+                for op, entry in stats['Time']['operator'].items():
+                    per_op.setdefault(op, {})[ed] = (entry['Count'] / args.rounds,
+                                                     entry['Total'] / args.rounds)
+            for op, by_ed in sorted(per_op.items(), key=lambda kv: -kv[1].get(True, (0, 0))[1]):
+                with_ed, without = by_ed.get(True, (0, 0.0)), by_ed.get(False, (0, 0.0))
+                rows.append((name, batch, op, '%d' % with_ed[0], '%.1f' % with_ed[1],
+                             '%d' % without[0], '%.1f' % without[1],
+                             '%+.1f' % (with_ed[1] - without[1])))
+    print('threads=%d, ms per forward (MXNet profiler, bulk execution off, %d runs)'
+          % (threads, args.rounds))
+    print(format_table(('model', 'batch', 'operator', 'calls (ED)', 'ms (ED)', 'calls (ed=False)',
+                        'ms (ed=False)', 'ED extra ms'), rows))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', default='ed_resnet50,ed_resnext50_32x4d')
@@ -88,8 +130,13 @@ def main(argv=None):
     parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed',
                         help='comma-separated subset of ref,hyb,hyb_noed,fused,fused_noed')
     parser.add_argument('--ref-dir', default=None, help='checkout of megvii-research/ED-Net')
+    parser.add_argument('--op-profile', action='store_true',
+                        help='per-operator time with and without the ED path (no reference)')
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
+    if args.op_profile:
+        os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'   # one profiler entry per operator
+        return op_profile(args, threads)
 
     import mxnet as mx
     import numpy as np
