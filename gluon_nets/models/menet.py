@@ -21,9 +21,11 @@ Input size: the reference head is a fixed 7x7 average pool, which is global at 2
 only. We pool globally, so 224 px gives the reference's numbers exactly and every
 other size (down to 1 px; the net downsamples by 32 with padding) is well defined:
 the logits are the classifier applied to the mean of the last feature map. The
-reference instead pools only the top-left 7x7 window for inputs of 225-447 px and
-fails for larger ones.
+reference's last map is ceil(H / 32) wide: its fixed pool is global for 193-224 px,
+averages only the top-left 7x7 window for 225-416 px and fails for <= 192 and >= 417 px.
 """
+import mxnet as mx
+import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
@@ -411,8 +413,6 @@ class _FoldedConvAct(ConvBNAct):
 
     def __init__(self, source):  # pylint: disable=super-init-not-called
         HybridBlock.__init__(self, prefix=source.prefix + 'folded_')
-        import mxnet as mx
-        import numpy as np
         conv, bn = source.conv, source.bn
         ctx = conv.weight.list_ctx()
         weight = conv.weight.data(ctx[0]).asnumpy().astype(np.float64)
