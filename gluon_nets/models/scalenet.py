@@ -33,7 +33,7 @@ import json
 import math
 import os
 
-from mxnet import ndarray
+from mxnet import autograd, ndarray
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
@@ -194,7 +194,10 @@ class ScaleAggregation(HybridBlock):
     parameter names (``conv2.0``, ``conv2.1``, ``conv2.3``), as in the reference.
     """
 
-    safe_concat = True
+    #: channel block of oneDNN's fast kernels: branch convs with odd widths (the learned
+    #: allocations) run several times slower, so the inference graph pads them with zero
+    #: filters and drops those outputs again
+    PAD = 16
 
     def __init__(self, in_channels, channels, kernel_sizes, **kwargs):
         super().__init__(**kwargs)
@@ -211,6 +214,7 @@ class ScaleAggregation(HybridBlock):
                 self.register_child(conv, str(i))
                 self.branches.append(i)
         self.plans = None
+        self.inference_graph = False    # set by ScaleNet.forward
 
     def set_plan(self, size):
         """Fix the resize ops for an input map of ``size`` = (H, W) (>= 7 each)."""
@@ -237,29 +241,58 @@ class ScaleAggregation(HybridBlock):
             x = F.Pooling(x, kernel=(1, length), stride=(1, stride), pool_type='avg')
         return x
 
-    def hybrid_forward(self, F, x):
+    def _pooled_inputs(self, F, x):
+        """{branch: its (pooled) input}; the 4x4/4 pool reuses the 2x2/2 one because
+        floor(floor(H/2)/2) == floor(H/4) and a max of maxes is the max (exact)."""
         if self.plans is None:
             raise RuntimeError('ScaleAggregation has no resize plan: call '
                                'ScaleNet.set_input_size first')
+        inputs, pooled2 = {}, None
+        for i in self.branches:
+            s = SCALES[i]
+            if s == 1:
+                inputs[i] = x
+                continue
+            source, k = (pooled2, 2) if (s == 4 and pooled2 is not None) else (x, s)
+            inputs[i] = F.Pooling(source, kernel=(k, k), stride=(k, k), pool_type='max')
+            if s == 2:
+                pooled2 = inputs[i]
+        return inputs
+
+    def hybrid_forward(self, F, x):
+        inputs = self._pooled_inputs(F, x)
         outs = []
         for i in self.branches:
             conv = self._children[str(i)]
-            if i == 0:
-                outs.append(conv(x))
-                continue
-            s = SCALES[i]
-            y = conv(F.Pooling(x, kernel=(s, s), stride=(s, s), pool_type='max'))
-            outs.append(self._resize(F, y, self.plans[i]))
+            c, k = self.channels[i], self.kernel_sizes[i]
+            width = -(-c // self.PAD) * self.PAD
+            if self.inference_graph and width > c:
+                # zero filters up to a multiple of PAD, then drop their (zero) outputs
+                weight = F.concat(_param(F, conv.weight, x),
+                                  F.zeros(shape=(width - c, conv._in_channels, k, k)), dim=0)
+                y = F.Convolution(inputs[i], weight, kernel=(k, k), pad=(k // 2, k // 2),
+                                  num_filter=width, no_bias=True)
+                y = F.slice_axis(y, axis=1, begin=0, end=c)
+            else:
+                y = conv(inputs[i])
+            outs.append(y if i == 0 else self._resize(F, y, self.plans[i]))
         if len(outs) == 1:
             return outs[0]
-        if not self.safe_concat:
+        if self.inference_graph:
             return F.concat(*outs, dim=1)
-        # Concatenate (N, c_i, H*W) views: oneDNN's 4-D concat backward cannot split a
-        # blocked-layout gradient at channel offsets that are not multiples of its block
-        # size (training fails with "could not construct a sub-memory" in hybridized nets).
+        # Training: concatenate (N, c_i, H*W) views. oneDNN's 4-D concat backward cannot
+        # split a blocked-layout gradient at channel offsets that are not multiples of its
+        # block ("could not construct a sub-memory" in hybridized training).
         h, w = self.map_size
         out = F.concat(*[F.reshape(o, (0, 0, -1)) for o in outs], dim=1)
         return F.reshape(out, (0, 0, h, w))
+
+
+def _param(F, param, like):
+    """A parameter as the graph input (Symbol) or its data (NDArray) on ``like``'s device."""
+    if isinstance(like, ndarray.NDArray):
+        return param.data(like.context)
+    return param.var()
 
 
 class SABottleneck(Bottleneck):
@@ -301,10 +334,16 @@ class ScaleNet(HybridBlock):
         :func:`kernel_sizes_for`); the golden files use 'py3'.
     input_size : int or (int, int)
         Input size the graph is planned for (re-planned on the fly for NDArray inputs).
+    fast_inference : bool
+        Outside training, run a graph with BN2 folded into the branch convs and the
+        branch widths zero-padded to multiples of 16 (oneDNN runs odd widths several
+        times slower); same function, same parameters. False: always the
+        reference-layout graph.
     """
 
     def __init__(self, structure, layers=None, classes=1000, kernel_sizes=None,
-                 kernel_rule='py3', input_size=224, norm_kwargs=None, **kwargs):
+                 kernel_rule='py3', input_size=224, fast_inference=True, norm_kwargs=None,
+                 **kwargs):
         super().__init__(**kwargs)
         rows = load_structure(structure)
         layers = list(layers) if layers is not None else _layers_from_sides(rows)
@@ -325,6 +364,8 @@ class ScaleNet(HybridBlock):
         self.layers = layers
         self.kernel_sizes = kernel_sizes
         self.input_size = None
+        self.fast_inference = fast_inference
+        self._graph_is_inference = None
         with self.name_scope():
             self.stem = ResNetStem(64, norm_kwargs=norm_kwargs)
             in_channels, row = 64, 0
@@ -371,12 +412,28 @@ class ScaleNet(HybridBlock):
         self.input_size = size
         self._clear_cached_op()
 
+    def _use_inference_graph(self, flag):
+        for _, block in self._blocks():
+            block.conv2.inference_graph = flag
+
     def forward(self, x, *args):
+        """NDArray calls re-plan for the input size and pick the graph: the padded,
+        BN-folded inference graph (same numbers, faster) outside ``autograd.record`` /
+        train mode, the reference-layout graph for training. Symbol calls (export
+        without a forward, ``count_macs``) trace the reference-layout graph."""
         if isinstance(x, ndarray.NDArray):
             if x.ndim != 4 or x.shape[1] != 3:
                 raise ValueError('ScaleNet expects (N, 3, H, W) images, got shape %s'
                                  % (x.shape,))
             self.set_input_size(x.shape[2:])
+            fast = self.fast_inference and not (autograd.is_training()
+                                                or autograd.is_recording())
+            if fast != self._graph_is_inference:
+                self._clear_cached_op()
+                self._graph_is_inference = fast
+            self._use_inference_graph(fast)
+        else:
+            self._use_inference_graph(False)
         return super().forward(x, *args)
 
     def hybrid_forward(self, F, x):
