@@ -237,3 +237,53 @@ def test_shipped_structures_are_the_reference_files():
     for name in sn.STRUCTURES:
         with open(os.path.join(ref, name + '.json')) as f:
             assert sn.load_structure(name) == json.load(f)
+
+
+def _light_net():
+    golden = load(os.path.join(GOLDEN, 'scalenet50_light.json'))
+    net = convert_state_dict('scalenet50_light', golden_weights(golden['params']))
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.array(golden_input(golden['input']['shape'], golden['input']['seed']))
+    return net, x, golden['logits']
+
+
+def test_training_and_inference_graphs_agree():
+    """Inference runs the padded graph, autograd the reference-layout one (oneDNN's
+    concat backward needs it); both give the reference's numbers and switching back and
+    forth rebuilds the right graph."""
+    from mxnet import autograd
+    net, x, ref = _light_net()
+    assert relative_error(net(x).asnumpy(), ref) < 1e-4
+    x.attach_grad()
+    with autograd.record(train_mode=False):    # running statistics, recorded graph
+        out = net(x)
+    out.backward()
+    assert relative_error(out.asnumpy(), ref) < 1e-4
+    assert np.all(np.isfinite(x.grad.asnumpy())) and np.abs(x.grad.asnumpy()).max() > 0
+    assert relative_error(net(x).asnumpy(), ref) < 1e-4
+    exact = get_model('scalenet50_light', fast_inference=False)
+    params = {k: v.data() for k, v in net._collect_params_with_prefix().items()}
+    for k, v in exact._collect_params_with_prefix().items():
+        v._load_init(params[k], mx.cpu())
+    exact.hybridize(static_alloc=True, static_shape=True)
+    assert relative_error(exact(x).asnumpy(), ref) < 1e-4
+
+
+def test_exported_inference_graph(tmp_path):
+    net, x, ref = _light_net()
+    net(x)
+    prefix = str(tmp_path / 'light')
+    net.export(prefix)
+    loaded = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                          prefix + '-0000.params')
+    assert relative_error(loaded(x).asnumpy(), ref) < 1e-4
+    onnx = pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    # the resizes are UpSampling / repeat + edge pad + avg pool: exported with the
+    # right semantics (BilinearResize2D would be written with the align_corners mode)
+    path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
+                                [tuple(x.shape)], [np.float32], str(tmp_path / 'light.onnx'))
+    onnx.checker.check_model(onnx.load(path))
+    session = ort.InferenceSession(path)
+    out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+    assert relative_error(out, ref) < 1e-4
