@@ -169,7 +169,11 @@ def set_threads_from_argv(argv):
         elif token.startswith('--threads='):
             threads = token.split('=', 1)[1]
     if threads is None:
-        threads = os.environ.get('OMP_NUM_THREADS') or str(os.cpu_count() or 1)
+        try:
+            cores = len(os.sched_getaffinity(0))  # the cores this process may use
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        threads = os.environ.get('OMP_NUM_THREADS') or str(cores)
     try:
         if int(threads) < 1:
             raise ValueError
@@ -205,6 +209,8 @@ def check_args(args):
                               ('--data-dir', args.data_dir)) if v]
     if len(sources) > 1:
         raise UsageError('give one data source, not %s' % ' and '.join(sources))
+    if args.use_rec and not args.rec_train:
+        raise UsageError('--use-rec needs --rec-train and --rec-val (there are no default paths)')
     if args.rec_train and not args.rec_val:
         raise UsageError('--rec-train needs --rec-val')
     if args.rec_val and not args.rec_train:

@@ -565,8 +565,9 @@ def main(argv=None):
     except (DataError, ModelConstructionError, TrainingError, FileNotFoundError) as err:
         print('train_imagenet.py: error: %s' % err, file=sys.stderr)
         return 1
-    except ValueError as err:
+    except ValueError as err:  # the registry's unknown-model error, a corrupt checkpoint.json
         if 'unknown model' in str(err):
             parser.error(str(err))
-        raise
+        print('train_imagenet.py: error: %s' % err, file=sys.stderr)
+        return 1
     return 0
