@@ -55,7 +55,8 @@ def _copy_reference_weights(dst, src):
     ref = {n: p.data().asnumpy() for n, p in src.collect_params().items()}
     for name, param in dst._collect_params_with_prefix().items():
         source = reference_mapping(dst, 'params')[name]
-        value = source[1](*[ref[k] for k in source[0]]) if isinstance(source, tuple) else ref[source]
+        value = (source[1](*[ref[k] for k in source[0]]) if isinstance(source, tuple)
+                 else ref[source])
         param.set_data(mx.nd.array(value))
 
 

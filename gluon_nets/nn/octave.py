@@ -81,7 +81,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 __all__ = ['split_channels', 'as_parts', 'OctConv2D', 'OctBatchNorm', 'OctActivation',
-           'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'BatchNormReLU', 'ModeGraphMixin', 'channel_concat',
+           'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'BatchNormReLU', 'ModeGraphMixin',
+           'channel_concat',
            'fused_bn_relu_available', 'oct_add', 'oct_concat',
            'reference_mapping']
 
@@ -180,7 +181,8 @@ class OctConv2D(HybridBlock):
         if in_h < 0 and in_l < 0:
             raise ValueError('in_channels %r has no part' % (in_channels,))
         if strides not in (1, 2, (1, 1), (2, 2)):
-            raise ValueError('octave convolutions support strides 1 and 2 only, got %r' % (strides,))
+            raise ValueError('octave convolutions support strides 1 and 2 only, got %r'
+                             % (strides,))
         s = strides[0] if isinstance(strides, tuple) else strides
         if pool_mode not in ('full', 'valid'):
             raise ValueError("pool_mode must be 'full' or 'valid', got %r" % pool_mode)
@@ -230,7 +232,8 @@ class OctConv2D(HybridBlock):
         self._groups = {p: path_groups(p) for p in paths}
         for p, on in paths.items():
             if on and (ins[p] % self._groups[p] or outs[p] % self._groups[p]):
-                raise ValueError('octave conv path %s: %d -> %d channels cannot be split into %d groups'
+                raise ValueError('octave conv path %s: %d -> %d channels cannot be split into '
+                                 '%d groups'
                                  % (p, ins[p], outs[p], self._groups[p]))
         # one bias per output part
         if bias_mode == 'gluon':
@@ -254,14 +257,16 @@ class OctConv2D(HybridBlock):
         with self.name_scope():
             # creation order l2l, l2h, h2l, h2h = the reference's parameter order
             if self.merge_l:
-                self.conv_l = conv(c_l, in_h + in_l, 1, self._bias['h2l'] or self._bias['l2l'], '-l_')
+                self.conv_l = conv(c_l, in_h + in_l, 1, self._bias['h2l'] or self._bias['l2l'],
+                                   '-l_')
                 self._sources['conv_l.weight'] = ((_path('h2l', 'weight'), _path('l2l', 'weight')),
                                                   _cat_in)
                 for p in ('h2l', 'l2l'):
                     if self._bias[p]:
                         self._sources['conv_l.bias'] = ((_path(p, 'bias'),), None)
             if self.merge_h:
-                self.conv_h = conv(c_h, in_h + in_l, 1, self._bias['h2h'] or self._bias['l2h'], '-h_')
+                self.conv_h = conv(c_h, in_h + in_l, 1, self._bias['h2h'] or self._bias['l2h'],
+                                   '-h_')
                 self._sources['conv_h.weight'] = ((_path('h2h', 'weight'), _path('l2h', 'weight')),
                                                   _cat_in)
                 for p in ('h2h', 'l2h'):
