@@ -28,6 +28,12 @@ whose smallest map cannot be pooled by 7 raises ``ValueError``. For Symbol use
 :meth:`ScaleNet.set_input_size` first. Resizes are built from ops that export to
 ONNX exactly: UpSampling (nearest) or repeat + edge pad + average pool
 (bilinear, see :func:`_linear_resize_plan`).
+
+Two graphs, same function and parameters: inference (NDArray calls outside autograd)
+pads the odd branch widths with zero filters to multiples of 16, which oneDNN runs
+much faster; training and Symbol calls use the reference layout, with the branches
+concatenated as flattened views because oneDNN's 4-D concat backward fails on channel
+offsets that are not multiples of its block.
 """
 import json
 import math
@@ -260,32 +266,60 @@ class ScaleAggregation(HybridBlock):
         return inputs
 
     def hybrid_forward(self, F, x):
+        """Reference layout (training, Symbol calls)."""
         inputs = self._pooled_inputs(F, x)
         outs = []
         for i in self.branches:
-            conv = self._children[str(i)]
-            c, k = self.channels[i], self.kernel_sizes[i]
-            width = -(-c // self.PAD) * self.PAD
-            if self.inference_graph and width > c:
-                # zero filters up to a multiple of PAD, then drop their (zero) outputs
-                weight = F.concat(_param(F, conv.weight, x),
-                                  F.zeros(shape=(width - c, conv._in_channels, k, k)), dim=0)
-                y = F.Convolution(inputs[i], weight, kernel=(k, k), pad=(k // 2, k // 2),
-                                  num_filter=width, no_bias=True)
-                y = F.slice_axis(y, axis=1, begin=0, end=c)
-            else:
-                y = conv(inputs[i])
+            y = self._children[str(i)](inputs[i])
             outs.append(y if i == 0 else self._resize(F, y, self.plans[i]))
         if len(outs) == 1:
             return outs[0]
-        if self.inference_graph:
-            return F.concat(*outs, dim=1)
-        # Training: concatenate (N, c_i, H*W) views. oneDNN's 4-D concat backward cannot
-        # split a blocked-layout gradient at channel offsets that are not multiples of its
-        # block ("could not construct a sub-memory" in hybridized training).
+        # Concatenate (N, c_i, H*W) views: oneDNN's 4-D concat backward cannot split a
+        # blocked-layout gradient at channel offsets that are not multiples of its block
+        # ("could not construct a sub-memory" in hybridized training).
         h, w = self.map_size
         out = F.concat(*[F.reshape(o, (0, 0, -1)) for o in outs], dim=1)
         return F.reshape(out, (0, 0, h, w))
+
+    def padded_total(self):
+        return _round_up(sum(self.channels), self.PAD)
+
+    def folded_forward(self, F, x, scale, shift):
+        """Inference layout: ReLU(BN2(branches)) as (N, padded_total(), H, W), the extra
+        channels exactly 0.
+
+        BN2 (per channel ``scale``/``shift``) is folded into the branch convs: it commutes
+        with the resize (nearest copies values, the bilinear weights sum to 1). Each branch
+        conv but the last runs with zero filters up to a multiple of PAD (oneDNN is several
+        times slower on odd widths) and drops those outputs; the last keeps its zero
+        channels so that the total, conv3's input, is a multiple of PAD too.
+        """
+        inputs = self._pooled_inputs(F, x)
+        outs, start = [], 0
+        extra = self.padded_total() - sum(self.channels)
+        for j, i in enumerate(self.branches):
+            conv, c, k = self._children[str(i)], self.channels[i], self.kernel_sizes[i]
+            last = j == len(self.branches) - 1
+            width = c + extra if last else _round_up(c, self.PAD)
+            a = F.slice_axis(scale, axis=0, begin=start, end=start + c)
+            bias = F.slice_axis(shift, axis=0, begin=start, end=start + c)
+            start += c
+            weight = F.broadcast_mul(_param(F, conv.weight, x), F.reshape(a, (-1, 1, 1, 1)))
+            if width > c:
+                weight = F.concat(weight, F.zeros(shape=(width - c, conv._in_channels, k, k)),
+                                  dim=0)
+                bias = F.concat(bias, F.zeros(shape=(width - c,)), dim=0)
+            y = F.Convolution(inputs[i], weight, bias, kernel=(k, k), pad=(k // 2, k // 2),
+                              num_filter=width)
+            if not last and width > c:
+                y = F.slice_axis(y, axis=1, begin=0, end=c)
+            outs.append(y if i == 0 else self._resize(F, y, self.plans[i]))
+        out = outs[0] if len(outs) == 1 else F.concat(*outs, dim=1)
+        return F.Activation(out, act_type='relu')
+
+
+def _round_up(value, block):
+    return -(-value // block) * block
 
 
 def _param(F, param, like):
@@ -310,11 +344,32 @@ class SABottleneck(Bottleneck):
         super().__init__(in_channels, planes, sum(channels), planes * _EXPANSION, strides=1,
                          conv2_factory=factory, norm_kwargs=norm_kwargs, **kwargs)
         self.pool_input = strides
+        self.out_channels = planes * _EXPANSION
+
+    def inference_residual(self, F, x):
+        """:meth:`residual` for inference (BN2 with running statistics): BN2 folded into
+        the branch convs and conv3's input padded to a multiple of 16 channels with zero
+        weights (see :meth:`ScaleAggregation.folded_forward`); same function."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        bn = self.bn2
+        gamma, beta, mean, var = (_param(F, p, x) for p in (
+            bn.gamma, bn.beta, bn.running_mean, bn.running_var))
+        scale = gamma / F.sqrt(var + bn._kwargs['eps'])
+        out = self.conv2.folded_forward(F, out, scale, beta - mean * scale)
+        weight = _param(F, self.conv3.weight, x)
+        extra = self.conv2.padded_total() - sum(self.conv2.channels)
+        if extra:
+            weight = F.concat(weight, F.zeros(shape=(self.out_channels, extra, 1, 1)), dim=1)
+        out = F.Convolution(out, weight, kernel=(1, 1), num_filter=self.out_channels,
+                            no_bias=True)
+        return self.bn3(out)
 
     def hybrid_forward(self, F, x):
         if self.pool_input > 1:
             x = F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='max')
-        return self.relu(self.residual(x) + self.shortcut(x))
+        residual = (self.inference_residual(F, x) if self.conv2.inference_graph
+                    else self.residual(x))
+        return self.relu(residual + self.shortcut(x))
 
 
 class ScaleNet(HybridBlock):
