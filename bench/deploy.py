@@ -15,7 +15,6 @@ steadiest figure on a shared machine.
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 
