@@ -45,7 +45,7 @@ from mxnet.gluon.block import HybridBlock
 
 from ..convert import ConversionError, ConversionPlan, register_converter
 from ..model_zoo import get_model, register_model
-from ..nn import Bottleneck, ResNetStem, batch_norm
+from ..nn import Bottleneck, ResNetStem
 
 __all__ = ['ScaleNet', 'ScaleAggregation', 'SABottleneck', 'scalenet', 'load_structure',
            'kernel_sizes_for', 'stage_sizes', 'min_input_size', 'STRUCTURES']
