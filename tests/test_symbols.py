@@ -427,3 +427,35 @@ def test_cli_subprocess_exit_code(tmp_path):
                           timeout=300)
     assert proc.returncode == 2
     assert 'error: unknown model' in proc.stderr
+
+
+class _BNReLU(HybridBlock):
+    """conv -> the fused _contrib_BatchNormWithReLU (as the OctConv models use) -> dense."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.conv = nn.Conv2D(8, 3, padding=1, use_bias=False, in_channels=3)
+            self.bn = nn.BatchNorm(in_channels=8)
+            self.fc = nn.Dense(CLASSES, in_units=8)
+
+    def hybrid_forward(self, F, x):
+        x = self.conv(x)
+        params = [self.bn.params.get(n).var() if F is mx.sym else self.bn.params.get(n).data()
+                  for n in ('gamma', 'beta', 'running_mean', 'running_var')]
+        x = F.contrib.BatchNormWithReLU(x, *params, fix_gamma=False, use_global_stats=True)
+        return self.fc(F.Pooling(x, global_pool=True, pool_type='avg', kernel=(1, 1)))
+
+
+def test_batchnorm_with_relu_is_split_for_onnx_and_fusion(tmp_path):
+    pytest.importorskip('onnx')
+    net = _BNReLU()
+    net.initialize(mx.init.Xavier())
+    _randomise(net, seed=2)
+    x = _x(3, PROBE_SIZE, seed=9)
+    info = symbols.export(net, str(tmp_path), 'bnrelu', format='onnx', input_size=PROBE_SIZE)
+    assert info['checks']['bn_relu_split'] == 1
+    assert relative_error(symbols.load_onnx(info['files']['onnx'])(x), _logits(net, x)) < ONNX_TOLERANCE
+    info = symbols.export(net, str(tmp_path), 'bnrelu', format='fused', input_size=PROBE_SIZE)
+    fused = symbols.load(str(tmp_path / 'bnrelu-fused'))
+    assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
