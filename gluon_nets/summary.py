@@ -9,18 +9,47 @@ import argparse
 import json
 import sys
 
-from .model_zoo import get_model, get_model_info, list_families, list_models
+from .model_zoo import (ModelConstructionError, get_model, get_model_info, list_families,
+                        list_models)
 from .profile import count_macs, count_params
 
 __all__ = ['summarize', 'main']
 
 
 def measure(name, input_size=None, **kwargs):
-    """(params, macs) of model ``name`` built with ``kwargs`` at ``input_size`` (default: registry's)."""
+    """(params, macs) of model ``name`` built with ``kwargs`` at ``input_size`` (default: registry's).
+
+    Models whose graph depends on the input size (ScaleNet's resizes, ED-Net's
+    output paddings) take it as an ``input_size`` kwarg: a Symbol trace cannot see it.
+    """
     info = get_model_info(name)
-    net = get_model(name, **kwargs)
     size = input_size or info.input_size
+    net = None
+    if size != info.input_size and 'input_size' not in kwargs:
+        try:
+            net = get_model(name, input_size=size, **kwargs)
+        except ModelConstructionError:
+            net = None            # the model has no input_size option: its graph does not need it
+    if net is None:
+        net = get_model(name, **kwargs)
     return count_params(net, (1, 3, size, size)), count_macs(net, (1, 3, size, size))
+
+
+def _headline_defaults(info):
+    """Default values of the options that change a model's numbers and that users pick
+    per run (OctConv's ``alpha``), shown so that a row says what it measured."""
+    import inspect
+    defaults = {}
+    parameters = inspect.signature(info.fn).parameters
+    for option in _HEADLINE_OPTIONS:
+        if option in info.default_kwargs:
+            defaults[option] = info.default_kwargs[option]
+        elif option in parameters and parameters[option].default is not inspect.Parameter.empty:
+            defaults[option] = parameters[option].default
+    return defaults
+
+
+_HEADLINE_OPTIONS = ('alpha',)
 
 
 def summarize(names, measure_graph=False, input_size=None, **kwargs):
@@ -30,7 +59,7 @@ def summarize(names, measure_graph=False, input_size=None, **kwargs):
         info = get_model_info(name)
         row = dict(name=info.name, family=info.family, params=info.params, macs=info.macs,
                    input_size=input_size or info.input_size, reference=info.reference,
-                   kwargs=dict(info.default_kwargs, **kwargs))
+                   kwargs=dict(_headline_defaults(info), **kwargs))
         if measure_graph or kwargs or input_size or info.params is None:
             row['params'], row['macs'] = measure(name, input_size, **kwargs)
         rows.append(row)

@@ -334,3 +334,16 @@ def test_convert_cli_as_module_sees_family_converters(tmp_path):
     net.load_parameters(str(out))
     logits = net(mx.nd.array(golden.input_of(gold))).asnumpy()
     assert golden.relative_error(logits, gold['logits']) < 1e-4
+
+
+def test_summary_rows_measure_and_input_size(capsys):
+    from gluon_nets import summary
+    name = 'menet108_8x1_g3'
+    info = get_model_info(name)
+    (row,) = summary.summarize([name], measure_graph=True)
+    assert (row['params'], row['macs']) == (info.params, info.macs)
+    (bigger,) = summary.summarize([name], input_size=448)
+    assert bigger['params'] == info.params and bigger['macs'] > 3.5 * info.macs
+    assert summary.main(['--model', name]) == 0
+    out = capsys.readouterr().out
+    assert name in out and '%.3f' % (info.params / 1e6) in out
