@@ -56,6 +56,15 @@ class RunDir:
         self.model_name = model_name
         os.makedirs(self.path, exist_ok=True)
 
+    def remove_stale_temps(self):
+        """Delete half-written ``.tmp-*`` files a killed run left behind."""
+        for name in os.listdir(self.path):
+            if name.startswith('.tmp-'):
+                try:
+                    os.remove(self.file(name))
+                except OSError:
+                    pass
+
     def file(self, name):
         return os.path.join(self.path, name)
 

@@ -221,6 +221,8 @@ def run(args, argv_for_resume=None):
     _setup_logging(run_dir, args, is_chief)
     for flag in ignored:
         logger.warning('--resume: %s differs from the saved run and is ignored', flag)
+    if is_chief:
+        run_dir.remove_stale_temps()
     record = run_dir.load() if args.resume else None
 
     # every data file is checked before any checkpoint can be touched
@@ -284,6 +286,11 @@ def run(args, argv_for_resume=None):
             teacher.hybridize(static_alloc=True, static_shape=True)
 
     # optimiser and the per-iteration schedule (GluonCV's)
+    # finish deferred shape inference now: a parameter first initialised inside
+    # trainer.step reaches a dist kvstore through a later, racy broadcast (seen: workers
+    # ending with different classifier weights)
+    for c in ctx:
+        net(mx.nd.zeros((1, 3, input_size, input_size), ctx=c, dtype=args.dtype))
     if args.no_wd:
         for param in net.collect_params('.*beta|.*gamma|.*bias').values():
             param.wd_mult = 0.0
