@@ -617,11 +617,15 @@ def _explicit_reshapes(sym, shape):
         if all(v > 0 for v in target) and attrs.get('reverse', 'False') in ('False', '0'):
             continue
         first, second = (s[node['name'] + '_output'] for s in shapes)
-        if first[0] != shape[0] or second[0] != shape[0] + 1 or first[1:] != second[1:]:
+        if first == second:
+            # does not depend on the batch (e.g. a reshaped parameter): fully explicit
+            attrs['shape'] = '(%s)' % ', '.join(str(v) for v in first)
+        elif first[0] == shape[0] and second[0] == shape[0] + 1 and first[1:] == second[1:]:
+            attrs['shape'] = '(%s)' % ', '.join(str(v) for v in (0,) + tuple(first[1:]))
+        else:
             raise ExportError('cannot export operator Reshape (node %s, shape=%s) to ONNX: it '
                               'mixes the batch axis with others, which mxnet 1.9.1 cannot write'
                               % (node['name'], attrs.get('shape')))
-        attrs['shape'] = '(%s)' % ', '.join(str(v) for v in (0,) + tuple(first[1:]))
         attrs.pop('reverse', None)
     return mx.sym.load_json(json.dumps(graph))
 
