@@ -31,7 +31,7 @@ from mxnet.gluon.block import HybridBlock
 
 from ..convert import ConversionPlan, register_converter
 from ..model_zoo import get_model, register_model
-from ..nn import ChannelShuffle, ConvBNAct
+from ..nn import ChannelShuffle, ConvBNAct, concat_channels
 
 __all__ = ['ShuffleUnit', 'MEUnit', 'MENet', 'MobileNetV1', 'menet', 'shufflenet',
            'mobilenet', 'shufflenet_widths', 'fold_batchnorm']
@@ -193,13 +193,9 @@ class ShuffleUnit(HybridBlock):
         shuffled = self.shuffle(self.compress(x))
         out = self.expand(self.gate(shuffled, self.depthwise(shuffled)))
         if self.downsample:
-            # residual branch first. Concatenated as 5-D arrays: MXNet 1.9's oneDNN concat
-            # (4-D only) fails in backward ("could not construct a sub-memory") when the
-            # split point is not a multiple of the gradient's 16-channel blocks (256-g4:
-            # 232 + 24 channels); the native 5-D concat has no such limit.
-            out = F.concat(F.expand_dims(out, axis=2), F.expand_dims(self.pool(x), axis=2),
-                           dim=1)
-            out = F.reshape(out, (0, 0, -3, 0))
+            # residual branch first; concat_channels: oneDNN's 4-D concat backward fails
+            # at split points off its channel blocks (256-g4: 232 + 24 channels)
+            out = concat_channels(F, out, self.pool(x))
         else:
             out = out + x
         return self.relu(out)

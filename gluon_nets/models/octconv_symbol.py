@@ -39,11 +39,11 @@ from mxnet.gluon.block import HybridBlock
 
 from ..convert import ConversionError, ConversionPlan, load_checkpoint, register_converter
 from ..model_zoo import get_model, register_model
-from ..nn.blocks import ResNetStem, SqueezeExcite
+from ..nn.blocks import ResNetStem, SqueezeExcite, concat_channels
 from ..nn.octave import OctActivation, OctBatchNorm, OctConv2D, OctSE, oct_add
 
 __all__ = ['OctResNetV2Symbol', 'OctDenseNetSymbol', 'PreActConv', 'PreActBottleneck',
-           'DenseLayer', 'Transition', 'SymbolOctSE', 'safe_concat', 'reference_mapping',
+           'DenseLayer', 'Transition', 'SymbolOctSE', 'reference_mapping',
            'load_symbol_checkpoint', 'strip_symbol_prefixes', 'check_alpha', 'PLAIN',
            'SYMBOL_MODELS']
 
@@ -67,24 +67,10 @@ _SYMBOL_OCT = dict(pool_mode='valid', h2l_pool='double', clip_groups=True,
                    bias_mode='symbol', depthwise=False, merge=False)
 
 
-def safe_concat(F, *arrays):
-    """Channel concatenation of (N, C_i, H, W) maps that can be differentiated on CPU.
-
-    mxnet 1.9.1 runs a 4-D ``concat`` on oneDNN, whose backward cannot split a blocked
-    gradient at a channel offset that is not a multiple of the block size (the error
-    "could not construct a sub-memory"; the reference's own Symbol DenseNet at alpha 0.25
-    fails the same way). oneDNN only takes 2-D and 4-D concats, so concatenating the maps
-    as (N, C_i, H, W, 1) and dropping the last axis runs MXNet's generic kernel instead.
-    """
-    if len(arrays) == 1:
-        return arrays[0]
-    cat = F.concat(*[F.expand_dims(a, axis=4) for a in arrays], dim=1)
-    return F.reshape(cat, shape=(0, 0, 0, -3))
-
-
 def safe_oct_concat(F, a, b):
-    """Part-wise :func:`safe_concat` of two (high, low) pairs (absent parts pass through)."""
-    return tuple(x if y is None else (y if x is None else safe_concat(F, x, y))
+    """Part-wise :func:`gluon_nets.nn.concat_channels` of two (high, low) pairs (absent
+    parts pass through)."""
+    return tuple(x if y is None else (y if x is None else concat_channels(F, x, y))
                  for x, y in zip(a, b))
 
 
@@ -190,11 +176,13 @@ class PreActConv(HybridBlock):
 class SymbolOctSE(OctSE):
     """The shared :class:`OctSE` (the reference's octave-FC SE of ``symbol_seblock``: its
     fc1-h2h / fc1-l2h pair is one 1x1 conv over the concatenated pooled parts) with the
-    concatenation done by :func:`safe_concat`, so that it trains on CPU at every alpha."""
+    concatenation done by :func:`gluon_nets.nn.concat_channels`, so that it trains on CPU
+    at every alpha."""
 
     def hybrid_forward(self, F, x_high, x_low=None):
         parts = [(x, c) for x, c in zip((x_high, x_low), self.parts) if c > 0]
-        z = safe_concat(F, *[F.contrib.AdaptiveAvgPooling2D(x, output_size=1) for x, _ in parts])
+        z = concat_channels(F, *[F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
+                                 for x, _ in parts])
         z = F.Activation(self.conv1(z), act_type='relu')
         out = []
         for x, c, name in zip((x_high, x_low), self.parts, ('conv2_h', 'conv2_l')):

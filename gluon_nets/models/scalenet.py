@@ -45,7 +45,7 @@ from mxnet.gluon.block import HybridBlock
 
 from ..convert import ConversionError, ConversionPlan, register_converter
 from ..model_zoo import get_model, register_model
-from ..nn import Bottleneck, ResNetStem
+from ..nn import Bottleneck, ResNetStem, concat_channels
 
 __all__ = ['ScaleNet', 'ScaleAggregation', 'SABottleneck', 'scalenet', 'load_structure',
            'kernel_sizes_for', 'stage_sizes', 'min_input_size', 'STRUCTURES']
@@ -274,12 +274,9 @@ class ScaleAggregation(HybridBlock):
             outs.append(y if i == 0 else self._resize(F, y, self.plans[i]))
         if len(outs) == 1:
             return outs[0]
-        # Concatenate (N, c_i, H*W) views: oneDNN's 4-D concat backward cannot split a
-        # blocked-layout gradient at channel offsets that are not multiples of its block
-        # ("could not construct a sub-memory" in hybridized training).
-        h, w = self.map_size
-        out = F.concat(*[F.reshape(o, (0, 0, -1)) for o in outs], dim=1)
-        return F.reshape(out, (0, 0, h, w))
+        # concat_channels: oneDNN's 4-D concat backward cannot split a blocked-layout
+        # gradient at channel offsets off its block size (hybridized training)
+        return concat_channels(F, *outs)
 
     def padded_total(self):
         return _round_up(sum(self.channels), self.PAD)

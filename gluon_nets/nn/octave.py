@@ -80,6 +80,8 @@ from mxnet import autograd
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
+from .blocks import concat_channels
+
 __all__ = ['split_channels', 'as_parts', 'OctConv2D', 'OctBatchNorm', 'OctActivation',
            'OctPool2D', 'OctSE', 'NormOnlyBatchNorm', 'BatchNormReLU', 'ModeGraphMixin',
            'channel_concat',
@@ -127,7 +129,7 @@ def oct_concat(F, a, b):
 def channel_concat(F, *arrays):
     """Channel concatenation of (N, C_i, H, W) maps.
 
-    In training mode it concatenates 3-D views (N, C_i, H*W): MXNet 1.9.1's oneDNN
+    In training mode it uses :func:`gluon_nets.nn.concat_channels`: MXNet 1.9.1's oneDNN
     Concat backward fails ("could not construct a sub-memory") when a part starts at a
     channel offset that is not a multiple of the blocked layout (e.g. 24 channels; the
     reference's DenseNet at alpha 0.25 cannot train because of it). In inference the
@@ -137,8 +139,7 @@ def channel_concat(F, *arrays):
         return arrays[0]
     if not autograd.is_training():
         return F.concat(*arrays, dim=1)
-    flat = F.concat(*[F.reshape(a, shape=(0, 0, -1)) for a in arrays], dim=1)
-    return F.reshape_like(flat, arrays[0], lhs_begin=2, lhs_end=3, rhs_begin=2, rhs_end=4)
+    return concat_channels(F, *arrays)
 
 
 def _cat_in(*arrays):
