@@ -68,3 +68,39 @@ def format_table(header, rows):
            '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
     out += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)) + ' |' for r in cells[1:]]
     return '\n'.join(out)
+
+
+def interleaved_times(steps, rounds, warmup=1):
+    """{variant: [seconds per call]} of ``steps`` ({name: callable}), timing every step
+    once per round so that a shared machine's load falls on all variants alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(steps, rounds, warmup=1):
+    """{variant: median seconds per call} of :func:`interleaved_times`."""
+    times = interleaved_times(steps, rounds, warmup)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def optional_torch(threads, wanted=True):
+    """The torch module set to ``threads`` threads, or None (with a note on stderr) when
+    it is not installed or not ``wanted``: the reference columns are then left out."""
+    if not wanted:
+        return None
+    try:
+        import torch
+    except ImportError:
+        print('# torch is not installed (pip install "gluon_nets[torch]"): no reference column',
+              file=sys.stderr)
+        return None
+    torch.set_num_threads(threads)
+    return torch

@@ -24,12 +24,10 @@ path over time without it, minus one.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, set_threads  # noqa: E402  (before mxnet)
+from common import format_table, interleaved, set_threads  # noqa: E402  (before mxnet)
 
 REF_CALLS = {'ed_resnet50': ('ed_resnet', 'resnet50_ed'),
              'ed_resnet101': ('ed_resnet', 'resnet101_ed'),
@@ -61,24 +59,6 @@ def torch_reference(name, ref_dir, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')       # the reference uses deprecated init names
         return getattr(importlib.import_module(module), call)().eval()
-
-
-def _timed(step):
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
-def interleaved(steps, rounds, warmup=1):
-    """{variant: median seconds per call} timing every step once per round."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {k: [] for k in steps}
-    for _ in range(rounds):
-        for key, step in steps.items():
-            times[key].append(_timed(step))
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def op_profile(args, threads):

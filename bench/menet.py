@@ -27,10 +27,10 @@ import os
 import re
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, set_threads  # noqa: E402  (before mxnet)
+from common import (format_table, interleaved_times, optional_torch,  # noqa: E402
+                    set_threads)
 
 
 def _reference_config(name, ref_dir):
@@ -101,13 +101,7 @@ def main(argv=None):
     import numpy as np
     import mxnet as mx
     from gluon_nets import get_model
-    torch = None
-    if args.ref_dir:
-        try:
-            import torch
-            torch.set_num_threads(threads)
-        except ImportError:
-            print('# torch is not installed: no reference rows', file=sys.stderr)
+    torch = optional_torch(threads, wanted=bool(args.ref_dir))
 
     rows = []
     for name in args.models.split(','):
@@ -140,17 +134,9 @@ def main(argv=None):
                 with torch.no_grad():
                     outputs['ref'] = reference(x_torch).numpy()
                 steps['ref'] = ref_step
-            for step in steps.values():
-                for _ in range(args.warmup):
-                    step()
             rounds = args.rounds or (30 if batch == 1 else 6)
-            times = {k: [] for k in steps}
-            for _ in range(rounds):
-                for key, step in steps.items():
-                    start = time.perf_counter()
-                    step()
-                    times[key].append(time.perf_counter() - start)
-            median = {k: statistics.median(v) for k, v in times.items()}
+            times = interleaved_times(steps, rounds, warmup=args.warmup)
+            median = {key: statistics.median(values) for key, values in times.items()}
             base = outputs.get('ref', outputs['hyb'])
             for key in steps:
                 err = (np.abs(outputs[key] - base).max() / np.abs(base).max())

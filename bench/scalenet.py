@@ -20,12 +20,11 @@ Columns give img/s; ``ours/ref`` and ``ours/r50`` are ratios of img/s (> 1: ours
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, set_threads  # noqa: E402  (before mxnet)
+from common import (format_table, interleaved, optional_torch,  # noqa: E402
+                    set_threads)
 
 _REF_FILE = os.path.join('pytorch', 'scalenet.py')
 
@@ -54,24 +53,6 @@ def torch_reference(name, ref_dir, **kwargs):
         return ctor(structure, num_classes=kwargs.get('classes', 1000)).eval()
 
 
-def _timed(step):
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
-def interleaved(steps, rounds, warmup=1):
-    """{variant: median seconds per call}, every step timed once per round."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {k: [] for k in steps}
-    for _ in range(rounds):
-        for key, step in steps.items():
-            times[key].append(_timed(step))
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', default='scalenet50',
@@ -90,13 +71,7 @@ def main(argv=None):
     import numpy as np
     from gluon_nets import get_model
     from gluon_nets.convert import convert_state_dict
-    torch = None
-    if args.ref_dir:
-        try:
-            import torch
-            torch.set_num_threads(threads)
-        except ImportError:
-            print('torch is not installed: no reference column', file=sys.stderr)
+    torch = optional_torch(threads, wanted=bool(args.ref_dir))
 
     r50 = None
     if not args.no_r50:
