@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model_zoo import get_model_info, pretrained_path
+from .model_zoo import get_model_info, parse_model_kwargs, pretrained_path
 
 __all__ = ['convert_state_dict', 'register_converter', 'ConversionPlan', 'ConversionError',
            'load_checkpoint', 'normalise_state_dict', 'save_params_atomic', 'main']
@@ -213,14 +213,6 @@ def save_params_atomic(net, path):
             os.remove(tmp)
 
 
-def _parse_value(text):
-    import json
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m gluon_nets.convert',
@@ -234,12 +226,7 @@ def main(argv=None):
                         help='output .params (default: where get_model(pretrained=True) looks)')
     args = parser.parse_args(argv)
     try:
-        import json
-        kwargs = json.loads(args.model_kwargs)
-        if not isinstance(kwargs, dict):
-            raise ValueError('--model-kwargs must be a JSON object')
-        if args.alpha is not None:
-            kwargs['alpha'] = args.alpha
+        kwargs = parse_model_kwargs(args.model_kwargs, '--model-kwargs', args.alpha)
         if args.classes is not None:
             kwargs['classes'] = args.classes
         get_model_info(args.model)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 __all__ = ['register_model', 'get_model', 'list_models', 'get_model_info',
-           'ModelInfo', 'pretrained_path', 'ModelConstructionError']
+           'ModelInfo', 'pretrained_path', 'ModelConstructionError', 'parse_model_kwargs']
 
 
 class ModelConstructionError(ValueError):
@@ -83,6 +83,21 @@ def get_model_info(name):
         hint = ('; did you mean %s?' % ', '.join(close)) if close else ''
         raise ValueError('unknown model %r%s (list_models() lists all %d)'
                          % (name, hint, len(_REGISTRY))) from None
+
+
+def parse_model_kwargs(text, flag='--model-kwargs', alpha=None):
+    """A command line's JSON model kwargs (and ``--alpha``) -> dict; ``ValueError`` naming
+    ``flag`` when the text is not a JSON object."""
+    import json
+    try:
+        kwargs = json.loads(text or '{}')
+    except ValueError as err:
+        raise ValueError('%s is not valid JSON (%s): %r' % (flag, err, text)) from None
+    if not isinstance(kwargs, dict):
+        raise ValueError('%s must be a JSON object, got %r' % (flag, text))
+    if alpha is not None:
+        kwargs['alpha'] = float(alpha)
+    return kwargs
 
 
 def _kwargs_tag(kwargs):

@@ -10,7 +10,7 @@ import json
 import sys
 
 from .model_zoo import (ModelConstructionError, get_model, get_model_info, list_families,
-                        list_models)
+                        list_models, parse_model_kwargs)
 from .profile import count_macs, count_params
 
 __all__ = ['summarize', 'main']
@@ -93,9 +93,7 @@ def main(argv=None):
                         help='recompute from the graph instead of the registry metadata')
     args = parser.parse_args(argv)
     try:
-        kwargs = json.loads(args.kwargs)
-        if not isinstance(kwargs, dict):
-            raise ValueError('--kwargs must be a JSON object')
+        kwargs = parse_model_kwargs(args.kwargs, '--kwargs')
         if args.model:
             names = [get_model_info(args.model).name]
         else:

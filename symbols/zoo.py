@@ -3,7 +3,6 @@
 This is the only part of :mod:`symbols` that needs gluon_nets (imported lazily), so
 that :func:`symbols.load` keeps working where gluon_nets is not installed.
 """
-import json
 import os
 
 import numpy as np
@@ -13,16 +12,10 @@ __all__ = ['build_net', 'parse_model_kwargs', 'infer_classes', 'mx_message']
 
 def parse_model_kwargs(text, alpha=None):
     """``--model-kwargs`` JSON (and ``--alpha``) -> a kwargs dict; ValueError if malformed."""
-    try:
-        kwargs = json.loads(text or '{}')
-    except ValueError as err:
-        raise ValueError('--model-kwargs is not valid JSON (%s): %r' % (err, text)) from None
-    if not isinstance(kwargs, dict):
-        raise ValueError('--model-kwargs must be a JSON object, got %r' % (text,))
+    from gluon_nets.model_zoo import parse_model_kwargs as parse
+    kwargs = parse(text, '--model-kwargs', alpha)
     if 'classes' in kwargs:
         raise ValueError('give the class count with --classes, not in --model-kwargs')
-    if alpha is not None:
-        kwargs['alpha'] = float(alpha)
     return kwargs
 
 
