@@ -23,19 +23,6 @@ from common import format_table, set_threads  # noqa: E402  (before mxnet)
 FORMS = ('imperative', 'hybridized', 'symbol', 'fused', 'int8', 'onnxruntime')
 
 
-def _representatives():
-    import gluon_nets
-    best = {}
-    for name in gluon_nets.list_models():
-        info = gluon_nets.get_model_info(name)
-        if info.slow:
-            continue
-        key = (info.macs or 0, name)
-        if info.family not in best or key < best[info.family][0]:
-            best[info.family] = (key, name)
-    return sorted(name for _, name in best.values())
-
-
 def interleaved_throughput(steps, batch, warmup, runs):
     """{form: img/s} from the fastest of ``runs`` timed calls per form, taken in
     rounds (every form once per round) so that load from other processes on a shared
@@ -146,7 +133,8 @@ def main(argv=None):
         parser.error('--batch must be comma-separated integers')
 
     import mxnet as mx  # noqa: F401  (after set_threads)
-    names = args.models.split(',') if args.models else _representatives()
+    from gluon_nets.model_zoo import cheapest_per_family
+    names = args.models.split(',') if args.models else cheapest_per_family()
     if args.params and len(names) != 1:
         parser.error('--params applies to one model (--models NAME)')
     rows, notes = [], []

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 __all__ = ['register_model', 'get_model', 'list_models', 'get_model_info',
-           'ModelInfo', 'pretrained_path', 'ModelConstructionError', 'parse_model_kwargs']
+           'ModelInfo', 'pretrained_path', 'ModelConstructionError', 'parse_model_kwargs',
+           'cheapest_per_family']
 
 
 class ModelConstructionError(ValueError):
@@ -71,6 +72,20 @@ def list_models(family=None):
 def list_families():
     _ensure_models_imported()
     return sorted({info.family for info in _REGISTRY.values()})
+
+
+def cheapest_per_family():
+    """Sorted names of the cheapest non-slow model of each family (fewest MACs, then
+    params, then name): the representatives that quick checks and benches use."""
+    _ensure_models_imported()
+    best = {}
+    for info in _REGISTRY.values():
+        if info.slow:
+            continue
+        key = (info.macs or 0, info.params or 0, info.name)
+        if info.family not in best or key < best[info.family]:
+            best[info.family] = key
+    return sorted(key[2] for key in best.values())
 
 
 def get_model_info(name):

@@ -20,6 +20,7 @@ from conftest import ROOT
 mx = pytest.importorskip('mxnet')
 sys.path.insert(0, ROOT)
 import gluon_nets  # noqa: E402
+from gluon_nets.model_zoo import cheapest_per_family  # noqa: E402
 import symbols  # noqa: E402
 from symbols.core import FUSED_TOLERANCE, ONNX_TOLERANCE, relative_error  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
@@ -30,21 +31,8 @@ CLASSES = 10
 
 # ----------------------------------------------------------------------------- helpers
 
-def _representatives():
-    """Cheapest non-slow model of each family (fewest MACs, then params)."""
-    best = {}
-    for name in gluon_nets.list_models():
-        info = gluon_nets.get_model_info(name)
-        if info.slow:
-            continue
-        key = (info.macs or 0, info.params or 0, name)
-        if info.family not in best or key < best[info.family][0]:
-            best[info.family] = (key, name)
-    return sorted(name for _, name in best.values())
-
-
 def _model_params():
-    chosen = set(_representatives())
+    chosen = set(cheapest_per_family())
     out = []
     for name in gluon_nets.list_models():
         if name in chosen:
@@ -379,7 +367,7 @@ def test_zoo_onnx_matches_or_names_the_operator(name, tmp_path, request):
 # ----------------------------------------------------------------------------- CLI
 
 def _cli_model():
-    reps = _representatives()
+    reps = cheapest_per_family()
     if not reps:
         pytest.skip('no model registered yet')
     return min(reps, key=lambda n: gluon_nets.get_model_info(n).macs or 0)
