@@ -299,13 +299,19 @@ def _inline_subgraphs(symbol_file, ops=_INLINED_SUBGRAPHS):
         copy['inputs'] = [resolve(a) for a in node['inputs']]
         new.append(copy)
         index[i] = len(new) - 1
-    graph['nodes'] = new
-    graph['arg_nodes'] = [k for k, n in enumerate(new) if n['op'] == 'null']
+    _write_rewritten_graph(symbol_file, graph, new, resolve)
+    return count
+
+
+def _write_rewritten_graph(symbol_file, graph, nodes, resolve):
+    """Store ``nodes`` (a rewritten node list) in ``graph`` with its argument nodes and
+    heads (mapped through ``resolve``) recomputed, and write it to ``symbol_file``."""
+    graph['nodes'] = nodes
+    graph['arg_nodes'] = [k for k, n in enumerate(nodes) if n['op'] == 'null']
     graph['heads'] = [resolve(h) for h in graph['heads']]
     graph.pop('node_row_ptr', None)
     with open(symbol_file, 'w') as f:
         json.dump(graph, f)
-    return count
 
 
 def _split_bn_relu(symbol_file):
@@ -339,12 +345,7 @@ def _split_bn_relu(symbol_file):
             continue
         new.append(copy)
         index[i] = len(new) - 1
-    graph['nodes'] = new
-    graph['arg_nodes'] = [k for k, n in enumerate(new) if n['op'] == 'null']
-    graph['heads'] = [resolve(h) for h in graph['heads']]
-    graph.pop('node_row_ptr', None)
-    with open(symbol_file, 'w') as f:
-        json.dump(graph, f)
+    _write_rewritten_graph(symbol_file, graph, new, resolve)
     return count
 
 
