@@ -1,10 +1,13 @@
 """gluon_nets: ED-Net, MENet, ScaleNet, LW-DNA and OctConv in MXNet Gluon.
 
 CPU install:  pip install -e ".[test]"
-GPU install:  pip install mxnet-cu112==1.9.1 && pip install --no-deps -e . && pip install -r requirements-nomxnet.txt
+GPU install:  pip install mxnet-cu112==1.9.1 && GLUON_NETS_MXNET=mxnet-cu112 pip install -e .
 (``GLUON_NETS_MXNET=mxnet-cu112`` makes this file require the CUDA wheel instead of
 the CPU one, so pip never installs the CPU ``mxnet`` over it: both provide the
 same ``mxnet`` module.)
+
+Commands: ``gluon-nets-train`` and ``gluon-nets-eval``; from a checkout the same run as
+``python train_imagenet.py`` and ``python eval.py`` (shims, not installed).
 """
 import os
 
@@ -45,10 +48,13 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.8,<3.12',
     packages=find_packages(include=['gluon_nets', 'gluon_nets.*', 'symbols', 'symbols.*']),
-    py_modules=['train_imagenet', 'eval'],
+    entry_points={'console_scripts': [
+        'gluon-nets-train = gluon_nets.training.cli:main',
+        'gluon-nets-eval = gluon_nets.evaluation.cli:main',
+    ]},
     include_package_data=True,
     package_data={'gluon_nets': ['data/fashion_mnist_mini/*', 'resources/*.txt',
-                                 'models/scalenet_structures/*']},
+                                 'models/scalenet_structures/*', 'model_numbers.json']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     license='Apache-2.0',

@@ -1,7 +1,8 @@
 """Timing helpers shared by the bench scripts.
 
-Import this module before mxnet/torch in a bench script: ``set_threads`` must run
-before MXNet loads (it reads OMP_NUM_THREADS once, and uses ONE thread otherwise).
+Import this module before mxnet/torch in a bench script: ``set_threads`` (the one in
+:mod:`gluon_nets.utils.threads`, re-exported here) must run before MXNet loads (it
+reads OMP_NUM_THREADS once, and uses ONE thread otherwise).
 """
 import os
 import statistics
@@ -12,15 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-
-def set_threads(threads=None):
-    """Set OMP_NUM_THREADS (default: all cores) before mxnet/torch load; returns the count."""
-    threads = int(threads or os.environ.get('OMP_NUM_THREADS') or os.cpu_count() or 1)
-    if 'mxnet' in sys.modules:
-        raise RuntimeError('set_threads() must run before mxnet is imported')
-    os.environ['OMP_NUM_THREADS'] = str(threads)
-    os.environ.setdefault('MKL_NUM_THREADS', str(threads))
-    return threads
+from gluon_nets.utils.threads import set_threads  # noqa: E402,F401  (re-exported)
 
 
 def throughput(step, batch, warmup=2, runs=5, min_time=0.0):

@@ -14,30 +14,20 @@ forms are timed in interleaved rounds and the fastest call of each counts, which
 steadiest figure on a shared machine.
 """
 import argparse
-import json
 import sys
 import tempfile
 
-from common import format_table, set_threads  # noqa: E402  (before mxnet)
+from common import format_table, interleaved_times, set_threads  # noqa: E402  (before mxnet)
 
 FORMS = ('imperative', 'hybridized', 'symbol', 'fused', 'int8', 'onnxruntime')
 
 
-def interleaved_throughput(steps, batch, warmup, runs):
-    """{form: img/s} from the fastest of ``runs`` timed calls per form, taken in
-    rounds (every form once per round) so that load from other processes on a shared
-    machine hits all forms alike; the fastest call is the one least disturbed."""
-    import time
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    best = {form: float('inf') for form in steps}
-    for _ in range(runs):
-        for form, step in steps.items():
-            start = time.perf_counter()
-            step()
-            best[form] = min(best[form], time.perf_counter() - start)
-    return {form: batch / seconds for form, seconds in best.items()}
+def fastest_throughput(steps, batch, warmup, runs):
+    """{form: img/s} from the fastest of ``runs`` interleaved timed calls per form
+    (``common.interleaved_times``): the fastest call is the one least disturbed by
+    load from other processes on a shared machine."""
+    times = interleaved_times(steps, runs, warmup)
+    return {form: batch / min(seconds) for form, seconds in times.items()}
 
 
 def _bench_model(name, args, threads, workdir):
@@ -45,28 +35,35 @@ def _bench_model(name, args, threads, workdir):
     import numpy as np
     import gluon_nets
     import symbols
+    from symbols.deploy_record import export_data_config
     from symbols.zoo import build_net, parse_model_kwargs
 
     info = gluon_nets.get_model_info(name)
     kwargs = parse_model_kwargs(args.kwargs)
-    size, mean, std, calib = args.size, symbols.IMAGENET_MEAN, symbols.IMAGENET_STD, None
+    classes, calib, overrides = None if args.params else 1000, None, {}
     if args.dataset:
         from gluon_nets.data import dataset_info
         from symbols.export import calibration_images
         dinfo = dataset_info(args.dataset)
-        size = args.size or dinfo['input_size']
-        mean, std = dinfo['mean'], dinfo['std']
-        calib = calibration_images(dataset=args.dataset, input_size=size, limit=args.num_calib)
-    size = size or info.input_size
-    classes = None if args.params else (dinfo['num_classes'] if args.dataset else 1000)
-    net, source = build_net(info.name, params=args.params, classes=classes, **kwargs)
+        overrides = {k: dinfo['data_config'][k] for k in ('mean', 'std', 'crop_ratio')}
+        overrides['input_size'] = dinfo['data_config']['input_size'][-1]
+        classes = None if args.params else dinfo['data_config']['num_classes']
+    if args.size:
+        overrides['input_size'] = args.size
+    config = export_data_config(info.name, **overrides)
+    size = config['input_size'][-1]
+    if args.dataset:
+        calib = calibration_images(dataset=args.dataset, input_size=size,
+                                   crop_ratio=config['crop_ratio'], mean=config['mean'],
+                                   std=config['std'], limit=args.num_calib)
+    net, source, classes = build_net(info.name, params=args.params, classes=classes, **kwargs)
     if calib is None:
         calib = np.random.RandomState(0).uniform(-2, 2, (args.num_calib, 3, size, size)) \
             .astype(np.float32)
-    common = dict(input_size=size, mean=mean, std=std, model=info.name, weights=source)
+    common = dict(data_config=config, model=info.name, weights=source)
 
     runners, notes = {}, []
-    imperative, _ = build_net(info.name, params=args.params, classes=classes, **kwargs)
+    imperative, _, _ = build_net(info.name, params=args.params, classes=classes, **kwargs)
     runners['imperative'] = imperative
     for fmt in ('symbol', 'fused', 'onnx', 'int8'):
         try:
@@ -98,7 +95,7 @@ def _bench_model(name, args, threads, workdir):
                 def step(runner=runner):
                     runner(x).wait_to_read()
             steps[form] = step
-        speeds = interleaved_throughput(steps, batch, args.warmup, args.runs)
+        speeds = fastest_throughput(steps, batch, args.warmup, args.runs)
 
         def ratio(a, b):
             return '%.2fx' % (speeds[a] / speeds[b]) if a in speeds and b in speeds else '-'
@@ -155,9 +152,9 @@ def main(argv=None):
     for note in notes:
         print('# not exported: %s' % note)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({'threads': threads, 'header': header, 'rows': rows, 'notes': notes}, f,
-                      indent=1)
+        from gluon_nets.utils.atomic import write_json_atomic
+        write_json_atomic(args.json, {'threads': threads, 'header': header, 'rows': rows,
+                                      'notes': notes})
     return 0
 
 

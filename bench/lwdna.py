@@ -19,7 +19,9 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, interleaved_times, set_threads  # noqa: E402  (before mxnet)
+
 GOLDEN = os.path.join(ROOT, 'tests', 'data', 'golden', 'lwdna', 'resnet50_hh_wide2.json')
 
 
@@ -36,8 +38,7 @@ def parse():
 
 def main():
     args = parse()
-    os.environ['OMP_NUM_THREADS'] = str(args.threads)
-    sys.path.insert(0, ROOT)
+    set_threads(args.threads)
     import mxnet as mx
     from gluon_nets import get_model
     from gluon_nets._compat import import_gluoncv
@@ -66,15 +67,11 @@ def main():
     rows = []
     for batch in [int(b) for b in args.batches.split(',')]:
         x = mx.nd.random.uniform(-1, 1, (batch, 3, 224, 224))
-        times = [[] for _ in models]
-        for _, net in models:                        # warm-up: graph build + allocation
-            for _ in range(2):
-                net(x).wait_to_read()
-        for _ in range(args.repeat if batch < 8 else args.repeat_large):
-            for i, (_, net) in enumerate(models):
-                start = time.perf_counter()
-                net(x).wait_to_read()
-                times[i].append(time.perf_counter() - start)
+        # two warm-up calls each: graph build + allocation
+        by_name = interleaved_times({name: (lambda net=net: net(x).wait_to_read())
+                                     for name, net in models},
+                                    args.repeat if batch < 8 else args.repeat_large, warmup=2)
+        times = [by_name[name] for name, _ in models]
         medians = [statistics.median(t) for t in times]
         best = [min(t) for t in times]
         for i, (name, _) in enumerate(models):

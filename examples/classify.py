@@ -8,12 +8,15 @@
         --checkpoint 108-MENet-8x1-group-3.pth.tar --out menet108.params
     python examples/classify.py --model menet108_8x1_g3 --checkpoint menet108.params --image cat.jpg
 
-Preprocessing is the MENet repository's validation pipeline: shorter side resized to
-256 with PIL's bilinear filter (antialiased), centre crop 224, RGB / 255, mean/std
-normalisation. PIL rather than ``mx.image``/OpenCV, because OpenCV's resize does not
-antialias and moves the logits of these nets by tens of percent on real photos.
+Preprocessing is the model's registry ``data_config`` (``gluon_nets.get_model_info(name)
+.data_config``; for the ImageNet models: shorter side to ceil(224 / 0.875) = 256, centre
+crop 224, RGB / 255, ImageNet mean/std), the MENet repository's validation pipeline,
+resized with PIL's bilinear filter (antialiased). PIL rather than ``mx.image``/OpenCV,
+because OpenCV's resize does not antialias and moves the logits of these nets by tens
+of percent on real photos.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -23,13 +26,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
-
-def preprocess(path, resize=256, crop=224):
-    """Image file -> (1, 3, crop, crop) float32, the reference's validation transform."""
+def preprocess(path, data_config):
+    """Image file -> (1, 3, S, S) float32 as ``data_config`` says (S = its input size)."""
     from PIL import Image
+    crop = data_config['input_size'][-1]
+    resize = int(math.ceil(crop / data_config['crop_ratio']))
+    filters = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC}
+    if data_config['interpolation'] not in filters:
+        raise ValueError('no PIL filter for interpolation %r' % data_config['interpolation'])
     with Image.open(path) as image:
         image = image.convert('RGB')
         width, height = image.size
@@ -38,13 +43,13 @@ def preprocess(path, resize=256, crop=224):
             size = (resize, int(resize * height / width))
         else:
             size = (int(resize * width / height), resize)
-        image = image.resize(size, Image.BILINEAR)
+        image = image.resize(size, filters[data_config['interpolation']])
     width, height = image.size
     top = int(round((height - crop) / 2.0))
     left = int(round((width - crop) / 2.0))
     image = image.crop((left, top, left + crop, top + crop))
     array = np.asarray(image, dtype=np.float32) / 255.0
-    array = (array - MEAN) / STD
+    array = (array - np.float32(data_config['mean'])) / np.float32(data_config['std'])
     return array.transpose(2, 0, 1)[None].astype(np.float32)
 
 
@@ -82,12 +87,14 @@ def main(argv=None):
     parser.add_argument('--topk', type=int, default=5)
     args = parser.parse_args(argv)
     import mxnet as mx
+    from gluon_nets import get_model_info
     from gluon_nets.convert import ConversionError
     try:
         if not os.path.isfile(args.image):
             raise FileNotFoundError('image %s does not exist' % args.image)
+        data_config = get_model_info(args.model).data_config
         net = load_net(args.model, args.checkpoint)
-        logits = net(mx.nd.array(preprocess(args.image))).asnumpy()[0]
+        logits = net(mx.nd.array(preprocess(args.image, data_config))).asnumpy()[0]
     except (ValueError, FileNotFoundError, ImportError, OSError, ConversionError,
             mx.base.MXNetError) as err:
         print('error: %s' % err, file=sys.stderr)

@@ -1,11 +1,18 @@
-"""gluon_nets: ED-Net, MENet, ScaleNet, LW-DNA and OctConv as MXNet Gluon models."""
+"""gluon_nets: ED-Net, MENet, ScaleNet, LW-DNA and OctConv as MXNet Gluon models.
+
+``get_model``, ``list_models``, ``get_model_info`` come from :mod:`gluon_nets.model_zoo`;
+importing the package does not import MXNet (entry points set the thread count first),
+the families load on the first registry look-up.
+"""
 import importlib
 
 __version__ = '0.1.0'
 
-from .model_zoo import get_model, list_models, get_model_info, register_model  # noqa: F401,E402
+from .model_zoo import (get_model, list_models, list_families, get_model_info,  # noqa: F401,E402
+                        register_model)
 
-_LAZY_SUBMODULES = ('convert', 'profile', 'summary', 'models', 'nn', 'data')
+_LAZY_SUBMODULES = ('convert', 'profile', 'summary', 'models', 'nn', 'data', 'utils',
+                    'training', 'evaluation', 'inference')
 
 
 def __getattr__(name):

@@ -23,46 +23,18 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model_zoo import get_model_info, parse_model_kwargs, pretrained_path
+from .model_zoo import (ConversionError, ConversionPlan, get_model_info, parse_model_kwargs,
+                        pretrained_path, read_mxnet_params, register_converter)
+from .utils.atomic import save_params_atomic
 
 __all__ = ['convert_state_dict', 'register_converter', 'ConversionPlan', 'ConversionError',
            'load_checkpoint', 'normalise_state_dict', 'save_params_atomic', 'main']
 
-_CONVERTERS = {}
 _BN_RE = re.compile(r'(running|moving)_(mean|var)$')
-
-
-class ConversionError(ValueError):
-    """Reference weights that do not fit a model (names or shapes)."""
-
-
-@dataclass
-class ConversionPlan:
-    """What a family's converter returns.
-
-    net      : the (uninitialised) HybridBlock to load
-    mapping  : {our structural parameter name: ref key | (tuple of ref keys, fn)}
-    ignored  : reference keys that are deliberately not loaded (e.g. equal aliases)
-    """
-    net: object
-    mapping: dict
-    ignored: set = field(default_factory=set)
-
-
-def register_converter(family, models=None):
-    """Decorator: ``fn(name, state_dict, **kwargs) -> ConversionPlan`` for a family, or
-    only for the registry names in ``models`` (which then take precedence over the
-    family's converter)."""
-    def decorator(fn):
-        for key in (models or [family]):
-            _CONVERTERS[key] = fn
-        return fn
-    return decorator
 
 
 def _to_numpy(value):
@@ -123,7 +95,7 @@ def convert_state_dict(name, state_dict, ctx=None, grad_req=None, **kwargs):
     """
     import mxnet as mx
     info = get_model_info(name)
-    converter = _CONVERTERS.get(info.name) or _CONVERTERS.get(info.family)
+    converter = info.converter
     if converter is None:
         raise ConversionError('no converter is registered for family %r (model %s)'
                               % (info.family, info.name))
@@ -191,26 +163,7 @@ def load_checkpoint(path):
         if hasattr(obj, 'state_dict') and not isinstance(obj, dict):
             obj = obj.state_dict()
         return obj
-    import mxnet as mx
-    try:
-        return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
-    except Exception as err:
-        raise ConversionError('cannot read %s as an MXNet .params file: %s' % (path, err)) from None
-
-
-def save_params_atomic(net, path):
-    """``net.save_parameters`` to a temporary file beside ``path``, then rename:
-    a killed process never leaves a half-written ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.params', dir=directory)
-    os.close(fd)
-    try:
-        net.save_parameters(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return read_mxnet_params(path)
 
 
 def main(argv=None):
@@ -242,7 +195,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    # Run as ``python -m gluon_nets.convert`` this file is ``__main__``, a second module
-    # object whose converter table the families never fill: use the package's module.
-    from gluon_nets.convert import main as _package_main
-    sys.exit(_package_main())
+    sys.exit(main())

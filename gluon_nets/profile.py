@@ -18,11 +18,17 @@ _COUNTED_OPS = ('Convolution', 'Deconvolution', 'FullyConnected')
 
 
 def _normalise_input_shape(input_shape):
-    shape = tuple(int(s) for s in input_shape)
+    """``input_shape`` as a tuple with a batch axis: (C, H, W) gets N=1 prepended; any
+    other rank is taken as already batched ((N, D) for a Dense block, (N, C, L), ...)."""
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError('input_shape must be a tuple of ints, got %r' % (input_shape,)) from None
     if len(shape) == 3:
         shape = (1,) + shape
-    if len(shape) != 4:
-        raise ValueError('input_shape must be (C, H, W) or (N, C, H, W), got %r' % (input_shape,))
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError('input_shape must be (N, ...) with positive sizes, e.g. (1, 3, 224, 224) '
+                         'or (1, 64); got %r' % (input_shape,))
     return shape
 
 
@@ -103,8 +109,10 @@ def graph_shapes(net, input_shape):
 
 
 def count_macs(net, input_shape=(1, 3, 224, 224), exclude=None):
-    """Multiply-accumulates per image of every Convolution, Deconvolution and
-    FullyConnected node in the graph of ``net`` for ``input_shape`` (N, C, H, W) or (C, H, W).
+    """Multiply-accumulates per sample of every Convolution, Deconvolution and
+    FullyConnected node in the graph of ``net`` for ``input_shape``: (N, C, H, W) or
+    (C, H, W) for images, or any batched shape such as (N, D) for a Dense block
+    (every node's count is taken per sample, i.e. without the batch axis).
 
     Grouped convolutions count ``Cin/groups`` inputs per output. Nodes whose name
     starts with a prefix in ``exclude`` (or in ``net.macs_exclude_prefixes``) are

@@ -7,11 +7,29 @@ gluon_nets nor this package's model code.
     block = symbols.load('out/menet108_8x1_g3')       # SymbolBlock: (N,3,H,W) -> logits
     onnx_model = symbols.load_onnx('out/menet108_8x1_g3.onnx')
 
-CLI: ``python -m symbols.export --model NAME --out DIR [--format onnx|int8] [--fuse]``.
-See docs/deploy.md.
+Modules: ``exporter`` (:func:`export`, any format), one per format (``symbol``,
+``fused``, ``onnx``, ``int8``), ``rewrites`` (exact graph rewrites they share),
+``checks`` (check input, tolerance measure, ExportError), ``deploy_record`` (the
+deployer JSON: ``model_zoo.model_record`` plus serving facts), ``loaders`` (load,
+load_onnx: mxnet / onnxruntime only), ``zoo`` (a registered model with its weights,
+for the command lines), ``export`` (``python -m symbols.export``), ``support``
+(``python -m symbols.support``: the model x format table). See docs/deploy.md.
 """
-from .core import (FORMATS, IMAGENET_MEAN, IMAGENET_STD, ExportError, OnnxModel,  # noqa: F401
-                   check_input, export, load, load_onnx, read_deploy_info, relative_error)
+from .checks import ExportError, check_input, relative_error  # noqa: F401
+from .exporter import FORMATS, export  # noqa: F401
+from .loaders import OnnxModel, load, load_onnx, read_deploy_info  # noqa: F401
 
+# IMAGENET_MEAN / IMAGENET_STD are attributes too (``symbols.IMAGENET_MEAN``) but not in
+# __all__: they are read from the registry, and ``from symbols import *`` must work
+# where only the loaders' mxnet / onnxruntime are installed
 __all__ = ['export', 'load', 'load_onnx', 'read_deploy_info', 'ExportError', 'OnnxModel',
-           'FORMATS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'relative_error', 'check_input']
+           'FORMATS', 'relative_error', 'check_input']
+
+
+def __getattr__(name):
+    # ImageNet's statistics live in the registry (model_zoo.IMAGENET_DATA_CONFIG); read
+    # on use, so that ``import symbols`` for the loaders needs no gluon_nets
+    if name in ('IMAGENET_MEAN', 'IMAGENET_STD'):
+        from gluon_nets.model_zoo import IMAGENET_DATA_CONFIG
+        return tuple(IMAGENET_DATA_CONFIG[name[len('IMAGENET_'):].lower()])
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

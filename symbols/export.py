@@ -14,13 +14,14 @@ import os
 import sys
 import types
 
-from .core import FORMATS, IMAGENET_MEAN, IMAGENET_STD, ExportError, export as _export
+from .checks import ExportError
+from .exporter import FORMATS, export as _export
 
-__all__ = ['main', 'calibration_images']
+__all__ = ['main', 'calibration_images', 'build_parser']
 
 
 def calibration_images(dataset=None, rec=None, data_dir=None, npy=None, input_size=224,
-                       mean=None, std=None, limit=256, batch_size=32):
+                       crop_ratio=0.875, mean=None, std=None, limit=256, batch_size=32):
     """Up to ``limit`` preprocessed (N, 3, S, S) float32 images for int8 calibration,
     read with the validation transform (no augmentation). ``dataset`` (an embedded
     name) means that dataset's *training* shards, so the val split stays unseen."""
@@ -34,15 +35,15 @@ def calibration_images(dataset=None, rec=None, data_dir=None, npy=None, input_si
                              % (npy, arr.shape))
         return arr[:limit].astype(np.float32)
     from gluon_nets import data
+    common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
+                  mean=mean, std=std)
     if dataset is not None:
         info = data.dataset_info(dataset)
-        loader = data.val_loader(rec_val=info['train_rec'], batch_size=batch_size,
-                                 input_size=input_size, crop_ratio=info['crop_ratio'],
-                                 mean=mean or info['mean'], std=std or info['std'],
-                                 num_classes=info['num_classes'])
+        loader = data.val_loader(rec_val=info['train_rec'],
+                                 num_classes=info['data_config']['num_classes'],
+                                 **common)
     else:
-        loader = data.val_loader(rec_val=rec, data_dir=data_dir, batch_size=batch_size,
-                                 input_size=input_size, mean=mean, std=std)
+        loader = data.val_loader(rec_val=rec, data_dir=data_dir, **common)
     chunks, count = [], 0
     for images, _ in loader:
         chunks.append(images.asnumpy())
@@ -54,31 +55,25 @@ def calibration_images(dataset=None, rec=None, data_dir=None, npy=None, input_si
     return np.concatenate(chunks)[:limit]
 
 
-def _floats(text, flag):
-    try:
-        values = [float(v) for v in text.split(',')]
-    except ValueError:
-        raise ValueError('%s must be three comma-separated numbers, got %r' % (flag, text)) from None
-    if len(values) != 3:
-        raise ValueError('%s must be three comma-separated numbers, got %r' % (flag, text))
-    return values
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='python -m symbols.export',
         description='Export a zoo model as an MXNet Symbol graph (optionally oneDNN-fused), '
                     'ONNX (opset 13) or INT8, with a deployer JSON.')
-    parser.add_argument('--model', required=True, help='registered model name (gluon_nets.list_models())')
+    parser.add_argument('--model', default=None,
+                        help='registered model name (gluon_nets.list_models()); default: the '
+                             'model of a train_imagenet.py run given as --params')
     parser.add_argument('--alpha', type=float, default=None, help='OctConv low-frequency ratio')
     parser.add_argument('--model-kwargs', default='{}', help='JSON object of extra model kwargs')
     parser.add_argument('--params', default=None,
-                        help='.params of this model (convert / train_imagenet output); '
+                        help='.params of this model (convert / train_imagenet output, or a run '
+                             'directory: its model.json gives model, kwargs and data_config); '
                              'default: random weights (for graph checks only)')
     parser.add_argument('--classes', type=int, default=None,
                         help='class count (default: read from --params, else the dataset\'s, else 1000)')
     parser.add_argument('--input-size', type=int, default=None,
-                        help='square input side (default: the dataset\'s, else the model\'s)')
+                        help='square input side (default: the run\'s, else the dataset\'s, '
+                             'else the model\'s)')
     parser.add_argument('--batch', type=int, default=1, help='batch of the recorded input shape')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--name', default=None, help='file stem (default: the model name)')
@@ -105,6 +100,13 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from gluon_nets.utils.threads import ThreadsError, set_threads
+    try:
+        set_threads()
+    except ThreadsError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         info = _run(args)
@@ -122,8 +124,8 @@ def main(argv=None):
     return 0
 
 
-def _run(args):
-    from .zoo import build_net, parse_model_kwargs
+def _format(args):
+    """The export format the flags ask for; ValueError for flags that do not combine."""
     fmt = args.format
     if args.fuse:
         if fmt == 'onnx':
@@ -140,55 +142,59 @@ def _run(args):
                          '--calib-npy or --dataset')
     if args.num_calib < 1:
         raise ValueError('--num-calib must be >= 1')
-    kwargs = parse_model_kwargs(args.model_kwargs, args.alpha)
+    return fmt
 
-    import gluon_nets
-    model_info = gluon_nets.get_model_info(args.model)
-    mean = _floats(args.mean, '--mean') if args.mean else None
-    std = _floats(args.std, '--std') if args.std else None
-    class_names, classes, input_size = None, args.classes, args.input_size
+
+def _run(args):
+    from gluon_nets.model_zoo import get_model_info, resolve_data_config
+    from .deploy_record import export_data_config
+    from .zoo import build_net, parse_model_kwargs, parse_rgb, run_record
+    fmt = _format(args)
+    kwargs = parse_model_kwargs(args.model_kwargs, args.alpha)
+    params, record = run_record(args.params) if args.params else (None, None)
+    if not (args.model or record):
+        raise ValueError('--model NAME is needed (or --params of a train_imagenet.py run)')
+    model_info = get_model_info(args.model or record['model'])
+    if record and record['model'] == model_info.canonical_name and args.model_kwargs == '{}':
+        kwargs = dict(record['kwargs'], **kwargs)      # the run's architecture options
+    # preprocessing: flags, else --dataset, else the run's model.json, else the model's entry
+    base = record['data_config'] if record else resolve_data_config(model_info.name)
+    class_names = record['class_names'] if record else None
+    classes, input_size = args.classes, args.input_size
+    mean = parse_rgb(args.mean, '--mean') if args.mean else None
+    std = parse_rgb(args.std, '--std') if args.std else None
     if args.dataset:
         from gluon_nets.data import dataset_info
         data_info = dataset_info(args.dataset)
-        mean, std = mean or list(data_info['mean']), std or list(data_info['std'])
+        base = dict(base, **{key: data_info['data_config'][key]
+                             for key in ('input_size', 'crop_ratio', 'mean', 'std')})
         class_names = data_info['class_names']
-        if classes is None and args.params is None:
-            classes = data_info['num_classes']
-        input_size = input_size or data_info['input_size']
-    mean, std = mean or list(IMAGENET_MEAN), std or list(IMAGENET_STD)
-    input_size = input_size or model_info.input_size
-    if input_size < model_info.min_input_size:
+        if classes is None and params is None:
+            classes = data_info['data_config']['num_classes']
+    config = export_data_config(model_info.name, base, input_size=input_size, mean=mean, std=std)
+    size = config['input_size'][-1]
+    if size < model_info.min_input_size:
         raise ValueError('%s needs inputs of at least %d px, --input-size is %d'
-                         % (model_info.name, model_info.min_input_size, input_size))
+                         % (model_info.name, model_info.min_input_size, size))
 
-    net, source = build_net(model_info.name, params=args.params, classes=classes, **kwargs)
-    if args.params is None:
+    net, source, classes = build_net(model_info.name, params=params, classes=classes, **kwargs)
+    if params is None:
         print('warning: no --params: exporting randomly initialised weights', file=sys.stderr)
     calib = None
     if fmt == 'int8':
-        calib = calibration_images(dataset=None if calib_sources else args.dataset,
+        no_file = not (args.calib_rec or args.calib_data_dir or args.calib_npy)
+        calib = calibration_images(dataset=args.dataset if no_file else None,
                                    rec=args.calib_rec, data_dir=args.calib_data_dir,
-                                   npy=args.calib_npy, input_size=input_size, mean=mean, std=std,
-                                   limit=args.num_calib)
-    out_classes = None
-    if class_names is not None:
-        out_classes = len(class_names)
-    info = _export(net, args.out, args.name or model_info.name, format=fmt,
-                   input_size=input_size, batch=args.batch, mean=mean, std=std,
-                   model=model_info.name, model_kwargs=kwargs, weights=source,
-                   class_names=class_names if out_classes == _classes_of(net) else None,
-                   calib_data=calib, num_calib_examples=args.num_calib,
-                   calib_mode=args.calib_mode, quantize_granularity=args.quantize_granularity)
-    return info
-
-
-def _classes_of(net):
-    """Output size of ``net`` (its last parameter with a leading output dimension)."""
-    params = list(net.collect_params().values())
-    for param in reversed(params):
-        if param.shape and len(param.shape) >= 2:
-            return param.shape[0]
-    return None
+                                   npy=args.calib_npy, input_size=size,
+                                   crop_ratio=config['crop_ratio'], mean=config['mean'],
+                                   std=config['std'], limit=args.num_calib)
+    if class_names is not None and len(class_names) != classes:
+        class_names = None           # e.g. ImageNet weights exported with --dataset's stats
+    return _export(net, args.out, args.name or model_info.name, format=fmt, batch=args.batch,
+                   data_config=config, model=model_info.name, model_kwargs=kwargs,
+                   weights=source, class_names=class_names, calib_data=calib,
+                   num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
+                   quantize_granularity=args.quantize_granularity)
 
 
 class _CallableModule(types.ModuleType):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-FORMATS = ('symbol', 'fused', 'onnx', 'int8')
+from .exporter import FORMATS
 
 
 def _randomise(net, seed=0):
@@ -35,7 +35,8 @@ def check_model(name, size, workdir, classes=10, num_calib=32):
     import mxnet as mx
     import numpy as np
     import gluon_nets
-    import symbols
+    from .checks import ExportError
+    from .exporter import export
     info = gluon_nets.get_model_info(name)
     size = max(size, info.min_input_size)
     mx.random.seed(0)
@@ -48,9 +49,9 @@ def check_model(name, size, workdir, classes=10, num_calib=32):
     for fmt in FORMATS:
         start = time.time()
         try:
-            out = symbols.export(net, workdir, name, format=fmt, input_size=size,
-                                 calib_data=calib, num_calib_examples=num_calib)
-        except symbols.ExportError as err:
+            out = export(net, workdir, name, format=fmt, input_size=size,
+                         calib_data=calib, num_calib_examples=num_calib)
+        except ExportError as err:
             row[fmt] = 'no: %s' % str(err).splitlines()[0]
             continue
         checks = out['checks']
@@ -87,6 +88,9 @@ def main(argv=None):
     parser.add_argument('--json', default=None, help='results file (resumed if it exists)')
     parser.add_argument('--out', default=None, help='write the Markdown table here')
     args = parser.parse_args(argv)
+    from gluon_nets.utils.atomic import write_json_atomic, write_text_atomic
+    from gluon_nets.utils.threads import set_threads
+    set_threads()
     import gluon_nets
     names = args.models.split(',') if args.models else gluon_nets.list_models()
     rows = {}
@@ -104,14 +108,10 @@ def main(argv=None):
                               for f in FORMATS}
             print('%s: %s' % (name, {f: rows[name].get(f) for f in FORMATS}), flush=True)
             if args.json:
-                tmp = args.json + '.tmp'
-                with open(tmp, 'w') as f:
-                    json.dump(rows, f, indent=1)
-                os.replace(tmp, args.json)
+                write_json_atomic(args.json, rows)
     text = table({n: rows[n] for n in names})
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+        write_text_atomic(args.out, text + '\n')
     print(text)
     return 0
 

@@ -1,13 +1,19 @@
-"""Build a zoo model with its weights for export, evaluation and benchmarks.
+"""A registered model with its weights and its record, for the command lines that
+export (``symbols.export``), evaluate (``gluon_nets.evaluation``) and bench
+(``bench/deploy.py``).
 
-This is the only part of :mod:`symbols` that needs gluon_nets (imported lazily), so
+This is the part of :mod:`symbols` that needs gluon_nets (imported when called), so
 that :func:`symbols.load` keeps working where gluon_nets is not installed.
 """
 import os
 
 import numpy as np
 
-__all__ = ['build_net', 'parse_model_kwargs', 'infer_classes', 'mx_message']
+from .checks import error_line
+from .loaders import read_json
+
+__all__ = ['build_net', 'parse_model_kwargs', 'parse_rgb', 'classes_in_params', 'read_params',
+           'run_record']
 
 
 def parse_model_kwargs(text, alpha=None):
@@ -19,44 +25,59 @@ def parse_model_kwargs(text, alpha=None):
     return kwargs
 
 
-def mx_message(err):
-    """The informative line of an MXNet error (they open with a C++ traceback)."""
-    lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
-    for line in reversed(lines):
-        if 'Check failed' in line or line.startswith(('MXNetError', 'ValueError', 'AssertionError')):
-            return line
-    useful = [l for l in lines if not l.startswith(('Traceback', 'File ', '[bt]', 'Stack trace'))
-              and not l.startswith('at ')]
-    return useful[-1] if useful else type(err).__name__
+def parse_rgb(text, flag):
+    """``"r,g,b"`` (a ``--mean`` / ``--std`` value) -> three floats; ValueError naming
+    ``flag`` otherwise."""
+    try:
+        values = [float(v) for v in text.split(',')]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise ValueError('%s must be three comma-separated numbers, got %r' % (flag, text))
+    return values
 
 
-def _read_params(path):
+def run_record(params):
+    """``(params file, record)`` for ``--params``: a ``train_imagenet.py`` run directory
+    means its ``last.params``; the record is the run's ``model.json`` beside the file,
+    read by ``model_zoo.read_model_record`` (model, kwargs, data_config, class_names,
+    and the data the run validated on), or None when there is none."""
+    from gluon_nets.model_zoo import read_model_record
+    if os.path.isdir(params):
+        params = os.path.join(params, 'last.params')
+    path = os.path.join(os.path.dirname(os.path.abspath(params)), 'model.json')
+    record = read_json(path, 'run record')
+    if not isinstance(record, dict) or 'model' not in record:
+        return params, None
+    return params, read_model_record(record, where=path)
+
+
+def read_params(path):
+    """{structural name: NDArray} of an MXNet ``.params`` file; errors name the file."""
     import mxnet as mx
     if not os.path.isfile(path):
         raise FileNotFoundError('parameters file %s does not exist' % path)
     try:
         loaded = mx.nd.load(path)
     except Exception as err:
-        raise ValueError('%s is not an MXNet .params file (%s)' % (path, mx_message(err))) from None
+        raise ValueError('%s is not an MXNet .params file (%s)' % (path, error_line(err))) from None
     if not isinstance(loaded, dict) or not loaded:
         raise ValueError('%s holds no named parameters' % path)
     return loaded
 
 
-def infer_classes(name, params_path, **kwargs):
-    """Class count of the classifier stored in ``params_path`` for model ``name``: the
-    output size of the last weight (in parameter order) whose output dim is the class
-    count at classes=1000 and differs at classes=7."""
-    import gluon_nets
-    loaded = _read_params(params_path)
-    at_1000 = gluon_nets.get_model(name, classes=1000, **kwargs)._collect_params_with_prefix()
-    at_7 = gluon_nets.get_model(name, classes=7, **kwargs)._collect_params_with_prefix()
-    for key in reversed(list(at_1000)):
-        s1000, s7 = at_1000[key].shape, at_7[key].shape
-        if s1000 and s7 and s1000[0] == 1000 and s7[0] == 7 and key in loaded:
-            return int(loaded[key].shape[0])
-    raise ValueError('cannot tell the class count of %s from %s; pass --classes'
-                     % (name, params_path))
+def classes_in_params(name, params_path, loaded=None):
+    """The class count of the weights in ``params_path`` for model ``name``: the output
+    size of the model's classifier (``ModelInfo.classifier``, the attribute holding the
+    final layer), read from the file; no net is built."""
+    from gluon_nets.model_zoo import get_model_info
+    classifier = get_model_info(name).classifier
+    loaded = read_params(params_path) if loaded is None else loaded
+    weights = [key for key in loaded if key.startswith(classifier + '.') and key.endswith('weight')]
+    if not weights:
+        raise ValueError('cannot tell the class count of %s from %s: it holds no weight of '
+                         'the classifier %r; pass --classes' % (name, params_path, classifier))
+    return int(loaded[weights[-1]].shape[0])
 
 
 def build_net(name, params=None, classes=None, ctx=None, seed=0, **kwargs):
@@ -67,9 +88,10 @@ def build_net(name, params=None, classes=None, ctx=None, seed=0, **kwargs):
         by ``python -m gluon_nets.convert`` and ``train_imagenet.py``). Without it the
         net gets a seeded random initialisation (for graph checks and benchmarks).
     classes : int, optional
-        Default: read from ``params``, else 1000.
+        Default: the classifier's output size in ``params`` (:func:`classes_in_params`),
+        else 1000.
 
-    Returns (net, source) where ``source`` says where the weights came from.
+    Returns (net, source, classes): ``source`` says where the weights came from.
     Raises ValueError / FileNotFoundError with the cause (unknown model, bad kwargs,
     missing file, wrong-shape or missing parameters).
     """
@@ -77,18 +99,18 @@ def build_net(name, params=None, classes=None, ctx=None, seed=0, **kwargs):
     import gluon_nets
     ctx = ctx or mx.cpu()
     gluon_nets.get_model_info(name)       # unknown names fail here, with suggestions
-    if params is not None and classes is None:
-        classes = infer_classes(name, params, **kwargs)
-    net = gluon_nets.get_model(name, classes=classes or 1000, **kwargs)
+    loaded = read_params(params) if params is not None else None
+    if classes is None:
+        classes = classes_in_params(name, params, loaded) if loaded is not None else 1000
+    net = gluon_nets.get_model(name, classes=classes, **kwargs)
     if params is None:
         mx.random.seed(seed)
         np.random.seed(seed)
         net.initialize(mx.init.Xavier(), ctx=ctx)
-        return net, 'random initialisation (seed %d)' % seed
-    _read_params(params)
+        return net, 'random initialisation (seed %d)' % seed, classes
     try:
         net.load_parameters(params, ctx=ctx)
     except (AssertionError, ValueError, RuntimeError, mx.base.MXNetError) as err:
         raise ValueError('%s does not fit %s(classes=%s, %s): %s'
-                         % (params, name, classes, kwargs, mx_message(err))) from None
-    return net, os.path.abspath(params)
+                         % (params, name, classes, kwargs, error_line(err))) from None
+    return net, os.path.abspath(params), classes

@@ -49,6 +49,34 @@ def test_embedded_dataset_is_balanced_and_normalised():
     assert abs(total / n) < 0.3 and 0.8 < sq / n < 1.4  # roughly zero mean, unit variance (centre crop drops some border)
 
 
+def test_dataset_info_preprocessing_is_a_data_config():
+    from gluon_nets.model_zoo import IMAGENET_DATA_CONFIG, resolve_data_config
+    for name in data.list_datasets():
+        info = data.dataset_info(name)
+        config = info['data_config']
+        assert resolve_data_config(None, **config) == config     # the registry's structure
+        # the flat keys older callers read are the same values
+        assert (info['num_classes'], info['input_size'], info['crop_ratio'], info['mean'],
+                info['std']) == (config['num_classes'], config['input_size'][-1],
+                                 config['crop_ratio'], config['mean'], config['std'])
+    assert data.dataset_info('imagenet')['data_config'] == IMAGENET_DATA_CONFIG
+    small = data.dataset_info('fashion-mnist-mini')['data_config']
+    assert small['input_size'] == (3, 32, 32) and small['num_classes'] == 10
+    small['num_classes'] = 3   # a fresh dict each call
+    assert data.dataset_info('fashion-mnist-mini')['data_config']['num_classes'] == 10
+
+
+def test_class_count_is_one_rule(tmp_path):
+    _tree(str(tmp_path / 'tree' / 'train'), classes=3, per_class=1)
+    assert data.class_count(7, dataset='fashion-mnist-mini') == 7            # the flag first
+    assert data.class_count(data_dir=str(tmp_path / 'tree')) == 3            # then class folders
+    assert data.class_count(data_dir=str(tmp_path / 'tree' / 'train')) == 3  # no train/ level
+    assert data.class_count(dataset='fashion-mnist-mini') == 10              # then the dataset
+    assert data.class_count() == 1000 and data.class_count(default=5) == 5   # then the model's
+    with pytest.raises(DataError, match='does not exist'):
+        data.class_count(data_dir=str(tmp_path / 'nope'))
+
+
 def test_train_loader_reseeds_per_epoch_and_drops_partial_batch():
     loader = data.train_loader(batch_size=1000, input_size=32, num_workers=1, seed=3)
     assert len(loader) == 12

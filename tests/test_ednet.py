@@ -21,8 +21,9 @@ from golden import golden_weights, input_of, load, relative_error
 from gluon_nets import get_model, list_models
 from gluon_nets.convert import ConversionError, convert_state_dict
 from gluon_nets.model_zoo import ModelConstructionError, get_model_info
-from gluon_nets.models.ednet import (EDDecoder, EDNetInit, ed_output_paddings,
-                                     reference_state_dict_name)
+from gluon_nets.models.ednet import (EDDecoder, EDNetInit, ed_output_paddings, ed_resnet,
+                                     ed_resnext, reference_state_dict_name)
+from gluon_nets.nn import RESNET_STAGE_BLOCKS
 from gluon_nets.profile import count_macs, count_params
 
 GOLDEN = os.path.join(DATA, 'golden', 'ednet')
@@ -64,6 +65,28 @@ def test_registry_lists_every_model():
     assert set(list_models('ednet')) == set(REFERENCE_COUNTS) | set(APPROX_COUNTS)
     for name in APPROX_COUNTS:
         assert 'APPROXIMATION' in get_model_info(name).fn.__doc__
+
+
+def test_registry_entry_and_depths():
+    """One entry per name with the reference's validation recipe (Resize 256, CenterCrop
+    224, ImageNet mean/std), ``fc`` as the classifier, no weights; depths come from the
+    shared ResNet table and only the reference's 50/101/152 are accepted."""
+    for name in list_models('ednet'):
+        info = get_model_info(name)
+        assert info.classifier == 'fc' and info.weights.startswith('none')
+        config = info.data_config
+        assert (config['input_size'], config['crop_ratio'], config['interpolation']) == \
+            ((3, 224, 224), 224 / 256, 'bilinear')
+        assert config['mean'] == (0.485, 0.456, 0.406)
+        assert config['std'] == (0.229, 0.224, 0.225)
+        assert info.slow == ('152' in name)
+    head = get_model('ed_resnet50', classes=3).fc
+    assert isinstance(head, mx.gluon.nn.Dense) and head.weight.shape == (3, 2048)
+    net = ed_resnet(101)
+    assert [len(getattr(net, 'layer%d' % s)) for s in range(1, 5)] == \
+        list(RESNET_STAGE_BLOCKS[101])
+    with pytest.raises(ValueError, match=r'depth must be one of \[50, 101, 152\], got 34'):
+        ed_resnext(34)
 
 
 @pytest.mark.parametrize('name', sorted(REFERENCE_COUNTS))

@@ -120,6 +120,42 @@ def test_artefacts_expecting_different_inputs_are_refused(weights, tmp_path, cap
     assert 'different preprocessing' in capsys.readouterr().err
 
 
+def test_run_directory_model_json_gives_model_data_and_preprocessing(weights, tmp_path, capsys):
+    """--params RUN_DIR: the model, the data source and the data_config come from the
+    run's model.json (model_zoo.model_record, the structure exports write too)."""
+    from gluon_nets.model_zoo import model_record
+    name, params, _, _ = weights
+    run = tmp_path / 'run'
+    run.mkdir()
+    shutil.copy(params, str(run / 'last.params'))
+    config = dict(gluon_nets.get_model_info(name).data_config, input_size=(3, 32, 32),
+                  mean=(0.3, 0.3, 0.3), std=(0.4, 0.4, 0.4), num_classes=10)
+    (run / 'model.json').write_text(json.dumps(model_record(name, {}, config, None,
+                                                            dataset=DATASET)))
+    report_path = str(tmp_path / 'r.json')
+    assert evaluator.main(['--params', str(run), '--json', report_path, '--no-progress']) == 0
+    with open(report_path) as f:
+        report = json.load(f)
+    assert report['data']['dataset'] == DATASET and report['data']['num_images'] == 2000
+    assert report['data']['mean'] == [0.3] * 3 and report['data']['std'] == [0.4] * 3
+    assert report['data']['input_size'] == 32
+    assert report['results'][0]['artefact'].startswith(name)
+
+
+def test_deploy_json_of_the_old_layout_is_still_read():
+    """Deployer JSONs written before they were model records (preprocess / classes /
+    input_shape keys) give the same data_config."""
+    from gluon_nets.evaluation.predictors import read_deploy_record
+    old = {'format': 'symbol', 'model': None, 'model_kwargs': {}, 'classes': 10,
+           'input_shape': [1, 3, 32, 32],
+           'preprocess': {'resize_short': 37, 'crop_ratio': 0.875, 'center_crop': 32,
+                          'mean': [0.2, 0.2, 0.2], 'std': [0.3, 0.3, 0.3]}}
+    config = read_deploy_record(old, 'old-deploy.json')['data_config']
+    assert config['input_size'] == (3, 32, 32) and config['num_classes'] == 10
+    assert config['mean'] == (0.2, 0.2, 0.2) and config['std'] == (0.3, 0.3, 0.3)
+    assert config['crop_ratio'] == 0.875
+
+
 def test_per_class_table_and_confusion_png(weights, tmp_path):
     name, params, _, _ = weights
     out = str(tmp_path / 'pc')

@@ -14,7 +14,8 @@ from conftest import ROOT, SHARED
 import golden
 from gluon_nets import model_zoo
 from gluon_nets.convert import (ConversionError, ConversionPlan, convert_state_dict,
-                                normalise_state_dict, register_converter, _CONVERTERS)
+                                normalise_state_dict, register_converter)
+from gluon_nets.model_zoo import _CONVERTERS
 from gluon_nets.model_zoo import (ModelConstructionError, get_model, get_model_info,
                                   list_models, register_model)
 from gluon_nets.nn import ChannelShuffle, SqueezeExcite
@@ -41,7 +42,8 @@ class TinyNet(nn.HybridBlock):
 @pytest.fixture
 def tiny_family():
     """Registers family 'tinytest' (model tinytest_net) and its converter, then removes them."""
-    register_model('tinytest', params=None, name='tinytest_net')(TinyNet)
+    model_zoo.register_family('tinytest', classifier='fc')
+    register_model('tinytest', name='tinytest_net')(TinyNet)
 
     @register_converter('tinytest')
     def _convert(name, state_dict, **kwargs):
@@ -53,6 +55,7 @@ def tiny_family():
         return ConversionPlan(net, mapping)
     yield 'tinytest_net'
     del model_zoo._REGISTRY['tinytest_net']
+    del model_zoo._FAMILIES['tinytest']
     del _CONVERTERS['tinytest']
 
 

@@ -7,12 +7,16 @@
 - config errors, hybridization of the hh nets;
 - converters: torchvision names, the released checkpoint's positional layout (with and
   without leftover latent vectors, also through a real .pt file), reference hh names with
-  shared-vector aliases (equal: accepted; different: rejected).
+  shared-vector aliases (equal: accepted; different: rejected);
+- the registry entry: data config, classifier attribute, training plugin, explicit
+  options, the shared depth table; ``norm_kwargs`` reaching every BatchNorm of the hh nets
+  and the nets that shrink and pad_widths build from them.
 
 The ResNet-50 wide golden shrink test builds a 553 M-parameter net (about 2.3 GB without
 gradient buffers, ~1 min on 2 cores); the other tests use small nets.
 """
 import glob
+import inspect
 import json
 import os
 from collections import OrderedDict
@@ -23,11 +27,14 @@ import pytest
 
 from conftest import DATA
 from golden import golden_array, input_of, load, relative_error
-from gluon_nets import get_model
+from gluon_nets import get_model, get_model_info, list_models
+from gluon_nets.model_zoo import get_family
 from gluon_nets.convert import ConversionError, convert_state_dict, load_checkpoint
 from gluon_nets.models import lwdna
 from gluon_nets.models.lwdna import (config_from_state_dict, config_macs, hh_reference_names,
                                      search, shrink, validate_config)
+from gluon_nets.models.lwdna.training import LWDNATraining
+from gluon_nets.nn import RESNET_STAGE_BLOCKS
 from gluon_nets.profile import count_macs, count_params
 
 GOLDEN_DIR = os.path.join(DATA, 'golden', 'lwdna')
@@ -110,9 +117,10 @@ def _small_reference_sd(net, shapes_only=False):
     return sd
 
 
-def _small_hh(depth=18, width_mult=0.25, classes=10, seed=0):
+def _small_hh(depth=18, width_mult=0.25, classes=10, seed=0, norm_kwargs=None):
     mx.random.seed(seed)
-    net = get_model('hh_resnet%d' % depth, classes=classes, width_mult=width_mult)
+    net = get_model('hh_resnet%d' % depth, classes=classes, width_mult=width_mult,
+                    norm_kwargs=norm_kwargs)
     net.initialize()
     # give BN non-trivial statistics so that slicing mistakes change the logits
     rng = np.random.RandomState(seed)
@@ -346,3 +354,61 @@ def test_pad_widths_is_exact(depth):
     x = mx.nd.array(np.random.RandomState(4).uniform(-1, 1, (2, 3, 64, 64)))
     padded.hybridize(static_alloc=True, static_shape=True)
     assert relative_error(padded(x).asnumpy(), net(x).asnumpy()) < 1e-5
+
+
+# -- the registry entry --------------------------------------------------------------------
+
+def test_family_entry_data_config_classifier_and_options():
+    assert isinstance(get_family('lwdna').training, LWDNATraining)
+    names = list_models(family='lwdna')
+    assert names == sorted(['%s_resnet%d' % (kind, depth) for kind in ('hh', 'lwdna')
+                            for depth in (18, 34, 50, 101, 152)])
+    for name in names:
+        info = get_model_info(name)
+        # the reference's evaluation: Resize(256), CenterCrop(224), bilinear, ImageNet mean/std
+        assert info.data_config == dict(input_size=(3, 224, 224), crop_ratio=0.875,
+                                        interpolation='bilinear', num_classes=1000,
+                                        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+        hh = name.startswith('hh_')
+        options = ('width_mult', 'embedding_dim', 'kernel_size') if hh else ('config',)
+        assert set(options + ('norm_kwargs',)) <= set(inspect.signature(info.fn).parameters)
+        net = get_model(name, classes=7, **({'width_mult': 0.25} if hh else {}))
+        head = getattr(net, info.classifier)
+        assert isinstance(head, mx.gluon.nn.Dense) and head._units == 7, name
+
+
+def test_depth_table_is_the_shared_one():
+    assert lwdna.STAGE_BLOCKS == {d: RESNET_STAGE_BLOCKS[d] for d in (18, 34, 50, 101, 152)}
+    # 26 is in the shared table (OctConv) but not a depth the reference builds
+    with pytest.raises(ValueError, match=r'depth must be one of \[18, 34, 50, 101, 152\], got 26'):
+        lwdna.default_config(26)
+    with pytest.raises(ValueError, match='depth must be one of'):
+        lwdna.HHResNet(26)
+
+
+def _batch_norms(block):
+    found = [block] if isinstance(block, mx.gluon.nn.BatchNorm) else []
+    for child in block._children.values():
+        found += _batch_norms(child)
+    return found
+
+
+def test_norm_kwargs_reach_every_batchnorm_and_the_nets_built_from_hh():
+    """HHResNet once accepted ``norm_kwargs`` and dropped them."""
+    eps = 0.5          # large enough that any BatchNorm left at 1e-5 moves the logits
+    hh = _small_hh(18, norm_kwargs={'epsilon': eps})
+    norms = _batch_norms(hh)
+    assert len(norms) == len(hh._hyper_convs()) and all(b._kwargs['eps'] == eps for b in norms)
+    x = mx.nd.array(np.random.RandomState(5).uniform(-1, 1, (2, 3, 64, 64)))
+    plain = get_model('hh_resnet18', classes=10, width_mult=0.25)       # eps 1e-5, same weights
+    for name, param in plain._collect_params_with_prefix().items():
+        param._load_init(hh._collect_params_with_prefix()[name].data(), mx.cpu())
+    assert relative_error(plain(x).asnumpy(), hh(x).asnumpy()) > 1e-3
+
+    whole, _ = shrink(hh, target_flops_ratio=1.0, remain_percentage=1.0, linear_percentage=1.0)
+    assert all(b._kwargs['eps'] == eps for b in _batch_norms(whole))
+    assert relative_error(whole(x).asnumpy(), hh(x).asnumpy()) < 1e-5
+    small, _ = shrink(hh, target_flops_ratio=0.3)
+    padded = lwdna.pad_widths(small, 8)
+    assert padded.config != small.config and padded.norm_kwargs == {'epsilon': eps}
+    assert relative_error(padded(x).asnumpy(), small(x).asnumpy()) < 1e-5

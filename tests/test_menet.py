@@ -16,8 +16,7 @@ import pytest
 from conftest import DATA, ROOT, SHARED
 from golden import golden_weights, load, relative_error
 from gluon_nets import get_model, list_models
-from gluon_nets.convert import (ConversionError, convert_state_dict, load_checkpoint,
-                                main as convert_main)
+from gluon_nets.convert import ConversionError, convert_state_dict, main as convert_main
 from gluon_nets.model_zoo import ModelConstructionError, get_model_info
 from gluon_nets.models.menet import menet, shufflenet_widths
 from gluon_nets.profile import count_macs, count_params
@@ -58,6 +57,28 @@ def test_every_reference_config_is_registered_with_a_golden():
         info = get_model_info(name)
         # registry metadata = the reference's own counts
         assert (info.params, info.macs) == (golden['num_params'], golden['macs']), name
+
+
+def test_registry_entry_records_the_reference_pipeline_classifier_and_weights():
+    """data_config is the validation pipeline the pretrained goldens were preprocessed with
+    (resize 256 -> centre crop 224, PIL bilinear, ImageNet mean/std); ``classifier`` names
+    the final Dense; ``weights`` tells the licence (MENet) or that there are none."""
+    with open(os.path.join(GOLDEN, 'pretrained_menet108_8x1_g3.json')) as f:
+        pipeline = json.load(f)['preprocessing']
+    for name in ALL_CONFIGS:
+        info = get_model_info(name)
+        config = info.data_config
+        assert config['input_size'] == (3, pipeline['crop'], pipeline['crop'])
+        assert config['crop_ratio'] == pipeline['crop'] / pipeline['resize_short']
+        assert config['mean'] == tuple(pipeline['mean'])
+        assert config['std'] == tuple(pipeline['std'])
+        assert config['interpolation'] in pipeline['interpolation'].lower()
+        head = getattr(get_model(name, classes=7), info.classifier)
+        assert isinstance(head, mx.gluon.nn.Dense) and head.weight.shape[0] == 7, name
+        assert info.min_input_size == 32 and not info.slow
+    assert 'no licence' in get_model_info('menet108_8x1_g3').weights
+    assert get_model_info('shufflenet_1x_g3').weights.startswith('none')
+    assert get_model_info('mobilenet_1x').reference.endswith('MobileNet.py')
 
 
 # ----------------------------------------------------------------- official weights

@@ -6,6 +6,7 @@ on tests/data/golden/octconv/*.json (the shared goldens plus ones made by runnin
 reference Gluon code on more variants; files ending in ``_attr`` use the attribute-path
 names of the reference's published ``.params`` files).
 """
+import inspect
 import os
 
 import mxnet as mx
@@ -16,7 +17,8 @@ from conftest import DATA
 from golden import golden_weights, input_of, load, relative_error
 from gluon_nets import get_model
 from gluon_nets.convert import ConversionError, convert_state_dict
-from gluon_nets.model_zoo import ModelConstructionError
+from gluon_nets.model_zoo import (IMAGENET_DATA_CONFIG, ModelConstructionError, get_family,
+                                  get_model_info, list_models)
 from gluon_nets.nn.octave import OctConv2D, reference_mapping, split_channels
 from gluon_nets.profile import count_macs, count_params
 
@@ -140,12 +142,57 @@ def test_unbuildable_kwargs_fail_at_construction(name, kwargs, match):
         get_model(name, **kwargs)
 
 
+def _default_alpha(name):
+    return inspect.signature(get_model_info(name).fn).parameters['alpha'].default
+
+
 def test_alias_and_defaults():
-    from gluon_nets.model_zoo import get_model_info
-    assert get_model_info('oct_resnet152').default_kwargs == \
-        get_model_info('oct_resnet152_v1f').default_kwargs
-    assert get_model_info('oct_resnet152').default_kwargs['alpha'] == 0.125
-    assert get_model_info('oct_mobilenet_v1_075').default_kwargs['alpha'] == 0.375
+    """Defaults are keywords of each model's function (the trainer reads the signature)."""
+    assert get_model_info('oct_resnet152').alias_of == 'oct_resnet152_v1f'
+    assert get_model_info('oct_resnet152').fn is get_model_info('oct_resnet152_v1f').fn
+    assert _default_alpha('oct_resnet152') == 0.125
+    assert _default_alpha('oct_resnet152_v1e') == 0.125
+    assert _default_alpha('oct_mobilenet_v1_075') == 0.375
+    assert _default_alpha('oct_mobilenet_v2_1125') == 0.5
+    gluon_api = [n for n in list_models(family='octconv', include_aliases=False)
+                 if not n.endswith('_v2')]
+    assert len(gluon_api) == 30
+    for name in gluon_api:
+        info = get_model_info(name)
+        assert info.default_kwargs == {} and _default_alpha(name) in (0.125, 0.25, 0.375, 0.5)
+        assert info.description.startswith('Oct-')
+        assert 'Gluon API (utils/gluon)' in info.description
+    assert get_model('oct_mobilenet_v1_075')._block_names   # builds with its own defaults
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('oct_resnext50_32x4d_v1b', dict(width_per_group=4)),   # was accepted and ignored
+    ('oct_resnet50_v1b', dict(depth=101)),                  # the name fixes the depth
+    ('oct_resnext50_32x4d_v2b', dict(groups=16)),
+    ('oct_mobilenet_v1_075', dict(multiplier=1.0)),
+])
+def test_options_the_name_fixes_or_nobody_reads_are_refused(name, kwargs):
+    with pytest.raises(ModelConstructionError, match=name):
+        get_model(name, **kwargs)
+
+
+def test_family_declaration():
+    """Declared once for both code bases: the Gluon API's recipe and classifier by default,
+    the Symbol-API models override both; the trainer's --alpha comes from the family."""
+    family = get_family('octconv')
+    assert family.module == 'gluon_nets.models.octconv'
+    gluon, symbol = get_model_info('oct_resnet50_v2b'), get_model_info('oct_resnet50_v2')
+    assert gluon.data_config == dict(IMAGENET_DATA_CONFIG, interpolation='bilinear')
+    assert symbol.data_config['interpolation'] == 'bicubic'
+    assert symbol.data_config['crop_ratio'] == 0.875
+    assert np.allclose(np.array(symbol.data_config['mean']) * 255, (124, 117, 104))
+    assert np.allclose(np.array(symbol.data_config['std']) * 255 * 0.0167, 1)
+    (option,) = gluon.training.options
+    assert option.flags == ('--alpha',) and option.kwarg == 'alpha' and option.dest == 'alpha'
+    assert 'MIT' in gluon.weights and gluon.weights == symbol.weights
+    for info, classes in ((gluon, 7), (symbol, 7)):
+        net = get_model(info.name, classes=classes)
+        assert getattr(net, info.classifier).weight.shape[0] == classes
 
 
 def test_extra_bn_follows_use_se_on_v1e():

@@ -17,8 +17,9 @@ from conftest import DATA
 from golden import golden_weights, input_of, load, relative_error
 from gluon_nets import convert as convert_module
 from gluon_nets.convert import ConversionError, convert_state_dict
-from gluon_nets.model_zoo import ModelConstructionError, get_model
-from gluon_nets.models.octconv_symbol import load_symbol_checkpoint, strip_symbol_prefixes
+from gluon_nets.model_zoo import ModelConstructionError, get_model, get_model_info, list_models
+from gluon_nets.models.octconv_symbol import (SYMBOL_MODELS, load_symbol_checkpoint,
+                                              strip_symbol_prefixes)
 from gluon_nets.profile import count_macs, count_params
 
 GOLDEN = os.path.join(DATA, 'golden', 'octconv_symbol')
@@ -53,6 +54,33 @@ def test_ablation_table_macs_and_params(name):
         net = get_model(name, alpha=alpha)
         assert round(count_macs(net, (1, 3, 224, 224)) / 1e9, 2) == expected, (name, alpha)
         assert round(count_params(net) / 1e6, 2) == params_m, (name, alpha)
+
+
+def test_symbol_api_names_and_aliases():
+    """Each Symbol-API model answers to oct_sym_<rest of the name> (the golden files'
+    scheme), shares its entry, and says in its description which code base it is."""
+    assert sorted(SYMBOL_MODELS) == sorted(TABLE)
+    aliases = sorted(n for n in list_models('oct_sym_*'))
+    assert aliases == sorted('oct_sym_' + n[len('oct_'):] for n in SYMBOL_MODELS)
+    for alias in aliases:
+        info = get_model_info(alias)
+        target = get_model_info(info.alias_of)
+        assert info.fn is target.fn and info.converter is target.converter
+        assert 'Symbol API (utils/symbol)' in info.description
+        assert info.classifier == 'classifier' and info.data_config['interpolation'] == 'bicubic'
+    # the Gluon API's pre-activation ResNets are a different implementation
+    assert 'Gluon API' in get_model_info('oct_resnet50_v2b').description
+    assert get_model_info('oct_resnet50_v2b').fn is not get_model_info('oct_resnet50_v2').fn
+
+
+def test_se_flag_and_fixed_structure():
+    """use_se is a keyword of the SE model (so the trainer's --use-se applies to it);
+    the structure the name fixes cannot be overridden."""
+    assert hasattr(get_model('oct_se_resnet50_v2', use_se=True).L2_B01, 'se')
+    assert not hasattr(get_model('oct_se_resnet50_v2', use_se=False).L2_B01, 'se')
+    assert hasattr(get_model('oct_resnet26_v2', use_se=True).L2_B01, 'se')
+    with pytest.raises(ModelConstructionError, match='groups'):
+        get_model('oct_resnext50_32x4d_v2', groups=16)
 
 
 @pytest.mark.parametrize('name,alpha', [
@@ -203,3 +231,7 @@ def test_symbol_checkpoint_errors(tmp_path):
     mx.nd.save(plain, {'conv1_conv_weight': mx.nd.zeros((64, 3, 7, 7))})
     with pytest.raises(ConversionError, match='not a Symbol checkpoint'):
         load_symbol_checkpoint(str(tmp_path / 'noprefix'), 0)
+    with open(str(tmp_path / 'garbage-0000.params'), 'wb') as f:
+        f.write(b'not an mxnet file')
+    with pytest.raises(ConversionError, match='cannot read .* as an MXNet .params file'):
+        load_symbol_checkpoint(str(tmp_path / 'garbage'), 0)

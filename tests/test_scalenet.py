@@ -19,8 +19,9 @@ from conftest import DATA, SHARED
 from golden import golden_input, golden_weights, load, relative_error
 from gluon_nets import get_model
 from gluon_nets.convert import ConversionError, convert_state_dict, load_checkpoint
-from gluon_nets.model_zoo import ModelConstructionError
+from gluon_nets.model_zoo import ModelConstructionError, get_model_info
 from gluon_nets.models import scalenet as sn
+from gluon_nets.nn import RESNET_STAGE_BLOCKS
 from gluon_nets.profile import count_macs, count_params
 
 HERE = os.path.join(DATA, 'scalenet')
@@ -237,6 +238,30 @@ def test_shipped_structures_are_the_reference_files():
     for name in sn.STRUCTURES:
         with open(os.path.join(ref, name + '.json')) as f:
             assert sn.load_structure(name) == json.load(f)
+
+
+def test_shipped_structures_fill_their_resnet_depth():
+    """The registered models lay their structure on the shared ResNet table's stages,
+    which is also what the structure's side column gives; ``structure=`` swaps both."""
+    for name, depth in sn.STRUCTURE_DEPTHS.items():
+        layout = list(RESNET_STAGE_BLOCKS[depth])
+        assert sn._layers_from_sides(sn.load_structure(name)) == layout
+        assert get_model(name).layers == layout
+    swapped = get_model('scalenet50', structure='scalenet101')
+    assert swapped.layers == [3, 4, 23, 3]
+    assert swapped.structure == sn.load_structure('scalenet101')
+
+
+def test_registry_entry():
+    info = get_model_info('scalenet50')
+    assert info.classifier == 'fc'
+    head = getattr(get_model('scalenet50', classes=3), info.classifier)
+    assert isinstance(head, mx.gluon.nn.Dense) and head.weight.shape == (3, 2048)
+    assert info.data_config['input_size'] == (3, 224, 224)
+    assert info.data_config['crop_ratio'] == 0.875
+    assert info.min_input_size == sn.min_input_size()
+    assert [get_model_info(n).slow for n in sn.STRUCTURES] == [False, False, False, True]
+    assert 'BaiduYun' in info.weights and 'no licence' in info.weights
 
 
 def _light_net():

@@ -22,7 +22,10 @@ sys.path.insert(0, ROOT)
 import gluon_nets  # noqa: E402
 from gluon_nets.model_zoo import cheapest_per_family  # noqa: E402
 import symbols  # noqa: E402
-from symbols.core import FUSED_TOLERANCE, ONNX_TOLERANCE, relative_error  # noqa: E402
+import symbols.onnx as onnx_format  # noqa: E402
+from symbols.checks import relative_error  # noqa: E402
+from symbols.fused import TOLERANCE as FUSED_TOLERANCE  # noqa: E402
+from symbols.onnx import TOLERANCE as ONNX_TOLERANCE  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 from mxnet.gluon.block import HybridBlock  # noqa: E402
 
@@ -205,8 +208,10 @@ def test_probe_symbol_reload_is_bit_identical_without_gluon_nets(tmp_path):
     with open(info['files']['deploy']) as f:
         deploy = json.load(f)
     assert deploy['input_shape'] == [2, 3, PROBE_SIZE, PROBE_SIZE]
-    assert deploy['classes'] == CLASSES
-    assert deploy['preprocess']['mean'] == list(symbols.IMAGENET_MEAN)
+    assert deploy['model'] is None                  # not a registered model
+    assert deploy['data_config']['num_classes'] == CLASSES
+    assert deploy['data_config']['input_size'] == [3, PROBE_SIZE, PROBE_SIZE]
+    assert deploy['data_config']['mean'] == list(symbols.IMAGENET_MEAN)
     assert deploy['gluon_nets_version'] == gluon_nets.__version__
     assert sorted(os.listdir(str(tmp_path))) == sorted(
         ['probe-symbol.json', 'probe-0000.params', 'probe-deploy.json', 'x.npy', 'reload.py',
@@ -275,8 +280,7 @@ def test_onnx_refusal_names_the_operator_and_leaves_nothing(tmp_path, tail, oper
 
 def test_failed_check_leaves_no_file(tmp_path, monkeypatch):
     """A failed numeric check aborts the export with nothing written."""
-    import symbols.core as core
-    monkeypatch.setattr(core, 'ONNX_TOLERANCE', 0.0)
+    monkeypatch.setattr(onnx_format, 'TOLERANCE', 0.0)
     with pytest.raises(symbols.ExportError, match='onnxruntime differs'):
         symbols.export(_probe(), str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
     assert os.listdir(str(tmp_path)) == []
@@ -385,12 +389,77 @@ def test_cli_exports_with_params_and_deploy_json(tmp_path, capsys):
                  '--out', out, '--batch', '2']) == 0
     with open(os.path.join(out, name + '-deploy.json')) as f:
         deploy = json.load(f)
-    assert deploy['model'] == name and deploy['classes'] == CLASSES   # classes read from params
+    assert deploy['model'] == name
+    assert deploy['data_config']['num_classes'] == CLASSES            # read from params
     assert deploy['weights'] == os.path.abspath(params)
     assert deploy['input_shape'] == [2, 3, size, size]
     block = symbols.load(os.path.join(out, name))
     x = _x(2, size)
     assert np.array_equal(block(mx.nd.array(x)).asnumpy(), _logits(net, x))
+
+
+def _structure(value):
+    """Keys and types of a JSON value, values left out."""
+    if isinstance(value, dict):
+        return {key: _structure(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_structure(v) for v in value]
+    return type(value).__name__
+
+
+def test_export_of_a_run_records_the_runs_data_config(tmp_path):
+    """A deployer JSON is the same record as a run directory's model.json: exporting a
+    run (``--params RUN_DIR``, no --model) copies its model, kwargs, data_config and
+    class names, in the same structure."""
+    from gluon_nets.model_zoo import model_record
+    from symbols.export import main
+    name = _cli_model()
+    size = max(gluon_nets.get_model_info(name).min_input_size, 32)
+    run = tmp_path / 'run'
+    run.mkdir()
+    _zoo_net(name, size).save_parameters(str(run / 'last.params'))
+    config = dict(gluon_nets.get_model_info(name).data_config, input_size=(3, size, size),
+                  mean=(0.25, 0.25, 0.25), std=(0.5, 0.5, 0.5), num_classes=CLASSES)
+    names = ['class %d' % i for i in range(CLASSES)]
+    run_json = model_record(name, {}, config, names, dataset='fashion-mnist-mini',
+                            params='last.params')
+    (run / 'model.json').write_text(json.dumps(run_json))
+    assert main(['--params', str(run), '--out', str(tmp_path / 'out')]) == 0
+    with open(str(tmp_path / 'out' / (name + '-deploy.json'))) as f:
+        deploy = json.load(f)
+    assert _structure(deploy['data_config']) == _structure(run_json['data_config'])
+    assert deploy['data_config'] == json.loads(json.dumps(run_json['data_config']))
+    for key in ('model', 'kwargs', 'class_names'):
+        assert deploy[key] == run_json[key], key
+    # and both read back into the same preprocessing
+    from gluon_nets.model_zoo import read_model_record
+    assert read_model_record(deploy)['data_config'] == read_model_record(run_json)['data_config']
+
+
+@pytest.mark.parametrize('name', cheapest_per_family())
+def test_class_count_is_read_from_the_registrys_classifier(name):
+    """One rule for the class count of a weights file: the output size of the layer the
+    registry names as the classifier (a scalenet stage also has a 7-wide weight)."""
+    from symbols.zoo import classes_in_params
+    from types import SimpleNamespace
+    net = gluon_nets.get_model(name, classes=7)      # shapes only: nothing is initialised
+    shapes = {key: SimpleNamespace(shape=param.shape)
+              for key, param in net._collect_params_with_prefix().items()}
+    assert classes_in_params(name, 'unused.params', shapes) == 7
+    with pytest.raises(ValueError, match='pass --classes'):
+        classes_in_params(name, 'unused.params', {'other.weight': SimpleNamespace(shape=(7, 3))})
+
+
+def test_export_defaults_to_the_registry_data_config(tmp_path):
+    name = _cli_model()
+    info = gluon_nets.get_model_info(name)
+    size = max(info.min_input_size, 32)
+    out = symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size)
+    want = dict(info.data_config, input_size=(3, size, size), num_classes=CLASSES)
+    assert out['data_config'] == {k: list(v) if isinstance(v, tuple) else v
+                                  for k, v in want.items()}
+    with pytest.raises(ValueError, match='outputs 10 logits'):
+        symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size, classes=5)
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -20,7 +20,7 @@ TRAIN = os.path.join(ROOT, 'train_imagenet.py')
 
 TINY = '''
 from mxnet.gluon import nn
-from gluon_nets.model_zoo import _REGISTRY, register_model
+from gluon_nets.model_zoo import list_families, list_models, register_family, register_model
 
 
 def tiny_cnn(classes=1000, width=8, **kwargs):
@@ -32,8 +32,54 @@ def tiny_cnn(classes=1000, width=8, **kwargs):
     return net
 
 
-if 'tiny_cnn' not in _REGISTRY:
+if 'test' not in list_families():
+    register_family('test', paper='none: a test net')
+if 'tiny_cnn' not in list_models():
     register_model('test', name='tiny_cnn')(tiny_cnn)
+'''
+
+# A whole family in one file, as a real one under gluon_nets/models/ would be: its own
+# constructor keyword (--toy-width -> width), an option its plugin reads (--toy-tag), a
+# check and a build hook. Nothing generic knows about it.
+TOY_FAMILY = '''
+from mxnet.gluon import nn
+from gluon_nets.model_zoo import ModelOption, TrainingPlugin, register_family, register_model
+
+
+class ToyTraining(TrainingPlugin):
+    options = (
+        ModelOption(('--toy-width',), dict(type=int, default=None, help='toy conv width'),
+                    kwarg='width'),
+        ModelOption(('--toy-tag',), dict(default=None, help='a tag the plugin stores')),
+    )
+
+    def check(self, args, info):
+        if args.toy_tag == 'bad':
+            raise ValueError('--toy-tag bad: not a tag this family trains with')
+
+    def build(self, session):
+        if session.args.toy_tag is None:
+            return None
+        session.write_json('toy.json', {'tag': session.args.toy_tag, 'kwargs': session.kwargs,
+                                        'classes': session.num_classes,
+                                        'input_size': session.input_size,
+                                        'resumed': session.resumed})
+        session.set_arg('lr_mode', 'constant')
+        kwargs = dict(session.kwargs, depth=2)
+        return session.make_net(kwargs=kwargs), session.name, kwargs
+
+
+register_family('toyfam', paper='none: a family for the trainer tests', training=ToyTraining())
+
+
+@register_model('toyfam')
+def toy_net(classes=1000, width=4, depth=1, **kwargs):
+    """A toy net: ``depth`` conv-ReLU layers of ``width`` channels, (N, 3, H, W) -> (N, classes)."""
+    net = nn.HybridSequential()
+    for _ in range(depth):
+        net.add(nn.Conv2D(width, 3, padding=1), nn.Activation('relu'))
+    net.add(nn.GlobalAvgPool2D(), nn.Dense(classes))
+    return net
 '''
 
 
@@ -54,6 +100,12 @@ def _cli(args, timeout=120, env=None):
     full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
     return subprocess.run([sys.executable, TRAIN, '--threads', '1'] + args, capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _csv(path):
@@ -79,10 +131,17 @@ def test_run_writes_metrics_checkpoints_and_model_json(plugin, tmp_path):
     assert (run / 'tiny_cnn-0.params').exists() and not (run / 'epoch-0000.params').exists()
     best = json.load(open(str(run / 'best.json')))
     assert best['val_top1'] == max(float(r['val_top1']) for r in rows)
-    model = json.load(open(str(run / 'model.json')))
-    assert model['model'] == 'tiny_cnn' and model['classes'] == 10 and model['input_size'] == 16
+    from gluon_nets import data
+    from gluon_nets.model_zoo import read_model_record
+    model = read_model_record(json.load(open(str(run / 'model.json'))))
+    embedded = data.dataset_info('fashion-mnist-mini')
+    assert model['model'] == 'tiny_cnn' and model['kwargs'] == {}
+    assert model['data_config'] == dict(embedded['data_config'], input_size=(3, 16, 16))
+    assert model['class_names'] == embedded['class_names']
+    assert model['params'] == 'last.params' and model['dataset'] == 'fashion-mnist-mini'
+    assert oct(os.stat(str(run / 'model.json')).st_mode & 0o777) == oct(0o666 & ~_umask())
     # last.params reproduces the last validation accuracy (what eval.py relies on)
-    from gluon_nets import data, get_model
+    from gluon_nets import get_model
     from gluon_nets.training import evaluate
     net = get_model('tiny_cnn', classes=10)
     net.load_parameters(str(run / 'last.params'))
@@ -149,7 +208,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
 
 @pytest.mark.parametrize('extra, message', [
     (['--dtype', 'float16'], 'float16 trains with multi-precision SGD on GPUs'),
-    (['--alpha', '0.25'], '--alpha (the OctConv low-frequency ratio): model tiny_cnn does not take alpha'),
+    (['--alpha', '0.25'], '--alpha: model tiny_cnn does not take alpha; models that do: oct_'),
     (['--lr', '-1'], '--lr must be > 0'),
     (['--rec-train', 'x.rec'], '--rec-train needs --rec-val'),
     (['--dataset', 'cifar'], '--dataset cifar: unknown'),
@@ -177,11 +236,20 @@ def test_unknown_model_and_bad_data_fail_before_any_checkpoint(plugin, tmp_path)
 def test_threads_flag_sets_omp_before_mxnet(tmp_path):
     code = ('import os, sys; sys.argv = ["x", "--threads", "3"]; '
             'from gluon_nets.training.options import set_threads_from_argv; '
+            'import gluon_nets.training.cli; '
             'set_threads_from_argv(sys.argv[1:]); '
             'print("mxnet" in sys.modules, os.environ["OMP_NUM_THREADS"])')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert out.stdout.split() == ['False', '3']
+    assert out.stdout.split() == ['False', '3'], out.stderr
+    # the command sets them before anything imports mxnet (its parser imports the
+    # families, and mxnet with them): an --import-module file, imported first, sees both
+    probe = tmp_path / 'probe.py'
+    probe.write_text('import os, sys\nprint("probe", os.environ["OMP_NUM_THREADS"], '
+                     '"mxnet" in sys.modules)\n')
+    out = _cli(['--threads', '2', '--import-module', str(probe), '--model', 'resnet_nope'])
+    assert out.stdout.splitlines()[0] == 'probe 2 False', out.stdout + out.stderr
+    assert out.returncode == 2
 
 
 def test_image_folder_training(plugin, tmp_path):
@@ -196,7 +264,9 @@ def test_image_folder_training(plugin, tmp_path):
     run = tmp_path / 'run'
     assert main(_base(plugin, run, '--data-dir', str(tmp_path / 'tree'), '--batch-size', '6',
                       '--num-epochs', '1', '-j', '0')) == 0
-    assert json.load(open(str(run / 'model.json')))['classes'] == 3
+    model = json.load(open(str(run / 'model.json')))
+    assert model['data_config']['num_classes'] == 3
+    assert model['class_names'] == ['class0', 'class1', 'class2'] and model['data_dir']
     assert len(_csv(run / 'metrics.csv')) == 1
 
 
@@ -243,3 +313,124 @@ def test_lwdna_search_then_train_then_resume(tmp_path):
     from gluon_nets import get_model
     net = get_model('lwdna_resnet18', classes=10, config=config)
     net.load_parameters(str(run / 'last.params'))
+
+
+def _error_line(result):
+    """The whole stderr of a refused command: exactly one ``error:`` line."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('train_imagenet.py: error: '), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize('model, extra, message', [
+    # a constructor keyword of another family's models
+    ('tiny_cnn', ['--width-mult', '2'],
+     '--width-mult: model tiny_cnn does not take width_mult; models that do: hh_resnet101, '
+     'hh_resnet152, hh_resnet18, hh_resnet34, hh_resnet50'),
+    # a keyword of the family, but not of this model's constructor
+    ('lwdna_resnet18', ['--embedding-dim', '4'],
+     '--embedding-dim: model lwdna_resnet18 does not take embedding_dim; models that do: hh_'),
+    # an option the family's plugin reads, given for another family's model
+    ('tiny_cnn', ['--lwdna-ratio', '0.5'],
+     '--lwdna-ratio: an option of the lwdna family; model tiny_cnn is of family test'),
+    # the plugin's own check
+    ('lwdna_resnet18', ['--lwdna-ratio', '0.5'], '--lwdna-ratio runs the LW-DNA search, which '
+                                                 'needs an hh_* model (got lwdna_resnet18)'),
+    ('hh_resnet18', ['--lwdna-ratio', '1.5'], '--lwdna-ratio must be in (0, 1), got 1.5'),
+    ('lwdna_resnet18', ['--lwdna-config', 'missing.json'], '--lwdna-config missing.json does not exist'),
+])
+def test_family_options_are_refused_for_models_that_do_not_take_them(plugin, tmp_path, model,
+                                                                      extra, message):
+    run = tmp_path / 'run'
+    result = _cli(_base(plugin, run, *extra) + ['--model', model], timeout=60)
+    assert result.returncode == 2
+    assert message in _error_line(result)
+    assert not run.exists() or not os.listdir(str(run))   # refused before any work
+
+
+def test_help_lists_family_options_per_family():
+    result = _cli(['--help'], timeout=60)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    group = lines.index('lwdna family options:')
+    for flag in ('--width-mult', '--embedding-dim', '--lwdna-ratio', '--lwdna-config'):
+        entries = [i for i, line in enumerate(lines) if line.lstrip().startswith(flag + ' ')]
+        assert entries and all(i > group for i in entries), flag   # in the family's group only
+
+
+def test_lwdna_given_config_is_copied_and_trained(tmp_path):
+    from gluon_nets.models.lwdna import default_config
+    config = default_config(18, 0.25)
+    path = tmp_path / 'searched.json'
+    path.write_text(json.dumps(config))
+    run = tmp_path / 'run'
+    result = _cli(['--model', 'lwdna_resnet18', '--lwdna-config', str(path), '--num-epochs', '1',
+                   '--max-iters', '2', '--batch-size', '16', '--save-dir', str(run),
+                   '--no-progress', '-j', '1'])
+    assert result.returncode == 0, result.stderr
+    assert json.load(open(str(run / 'lwdna_config.json'))) == config
+    model = json.load(open(str(run / 'model.json')))
+    assert model['model'] == 'lwdna_resnet18' and model['kwargs'] == {'config': config}
+    assert json.load(open(str(run / 'args.json')))['lr_mode'] == 'step'  # cosine only after a search
+    assert 'LW-DNA search on' not in result.stdout
+    params = mx.nd.load(str(run / 'last.params'))
+    assert params['fc.weight'].shape == (10, 128)
+
+
+def test_a_family_plugs_in_from_its_own_module(tmp_path):
+    """A family declared in one file (model, ModelOption, TrainingPlugin) trains through
+    the trainer with its own flags; no generic file names it."""
+    module = tmp_path / 'toy_family.py'
+    module.write_text(TOY_FAMILY)
+    run = tmp_path / 'run'
+    common = ['--import-module', str(module), '--model', 'toy_net', '--batch-size', '16',
+              '--input-size', '16', '--max-iters', '2', '--no-progress', '-j', '1',
+              '--save-dir', str(run), '--log-interval', '0']
+    result = _cli(common + ['--num-epochs', '1', '--toy-width', '6', '--toy-tag', 'first'])
+    assert result.returncode == 0, result.stderr
+    stored = json.load(open(str(run / 'toy.json')))
+    assert stored == {'tag': 'first', 'kwargs': {'width': 6}, 'classes': 10, 'input_size': 16,
+                      'resumed': False}
+    model = json.load(open(str(run / 'model.json')))
+    assert model['model'] == 'toy_net' and model['kwargs'] == {'width': 6, 'depth': 2}
+    assert json.load(open(str(run / 'args.json')))['lr_mode'] == 'constant'   # set_arg
+    params = mx.nd.load(str(run / 'last.params'))
+    assert sorted(v.shape for k, v in params.items() if k.endswith('weight')) == \
+        [(6, 3, 3, 3), (6, 6, 3, 3), (10, 6)]
+    # resumed in a new process: the saved --import-module brings the family back
+    result = _cli(['--resume', str(run), '--num-epochs', '2'])
+    assert result.returncode == 0, result.stderr
+    assert json.load(open(str(run / 'toy.json')))['resumed'] is True
+    assert [r['epoch'] for r in _csv(run / 'metrics.csv')] == ['0', '1']
+    # its check runs before any work; its flags are listed in their own group
+    result = _cli(common + ['--toy-tag', 'bad', '--save-dir', str(tmp_path / 'bad')])
+    assert result.returncode == 2
+    assert '--toy-tag bad: not a tag this family trains with' in _error_line(result)
+    assert not (tmp_path / 'bad').exists()
+    result = _cli(['--import-module', str(module), '--help'])
+    assert 'toyfam family options:' in result.stdout and '--toy-width' in result.stdout
+
+
+def test_family_options_merge_identical_and_refuse_clashes(monkeypatch):
+    from gluon_nets import model_zoo
+    from gluon_nets.training import options
+    model_zoo.list_families()   # the real families first
+
+    def family(name, *opts):
+        plugin = model_zoo.TrainingPlugin()
+        plugin.options = opts
+        monkeypatch.setitem(model_zoo._FAMILIES, name, model_zoo.FamilyInfo(name, training=plugin))
+
+    width = dict(type=float, default=None)
+    family('zz_one', model_zoo.ModelOption(('--zz-width',), dict(width, help='one'), kwarg='w'))
+    family('zz_two', model_zoo.ModelOption(('--zz-width',), dict(width, help='two'), kwarg='w'))
+    assert options.family_options()['zz_width'].families == ('zz_one', 'zz_two')
+    parser = options.build_parser()
+    assert parser.parse_args(['--zz-width', '2']).zz_width == 2.0          # added once
+    family('zz_three', model_zoo.ModelOption(('--zz-width',), dict(type=int), kwarg='w'))
+    with pytest.raises(ValueError, match='families zz_one and zz_three both declare --zz-width'):
+        options.family_options()
+    monkeypatch.delitem(model_zoo._FAMILIES, 'zz_three')
+    family('zz_four', model_zoo.ModelOption(('--seed',), dict(type=int)))
+    with pytest.raises(ValueError, match='family zz_four declares --seed, which the trainer already has'):
+        options.build_parser()

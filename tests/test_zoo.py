@@ -1,6 +1,8 @@
 """Checks every registered model gets by registering (one parametrised test each):
 
-- its registry metadata (params, MACs at 224) equals what the profile functions measure;
+- its registry numbers (params, MACs at 224, from model_numbers.json) equal what the
+  profile functions measure;
+- the registry's ``classifier`` attribute exists on the net;
 - hybridized (static) output equals the imperative output;
 - one backward pass gives finite gradients for every trainable parameter;
 - export + ``SymbolBlock.imports`` reproduces the output.
@@ -18,7 +20,7 @@ from gluon_nets import get_model, list_models
 from gluon_nets.model_zoo import get_model_info
 from gluon_nets.profile import count_macs, count_params
 
-MODELS = list_models()
+MODELS = list_models(include_aliases=False)   # aliases: tests/test_registry.py
 
 
 def _param(name):
@@ -34,7 +36,7 @@ def test_registry_not_empty():
 def test_metadata_matches_profile(name):
     info = get_model_info(name)
     assert info.params is not None and info.macs is not None, \
-        '%s: register params= and macs= (from gluon_nets.profile)' % name
+        '%s: no row in gluon_nets/model_numbers.json (python -m gluon_nets.summary --regenerate)' % name
     net = get_model(name)
     size = info.input_size
     assert count_params(net, (1, 3, size, size)) == info.params
@@ -52,6 +54,9 @@ def test_hybridize_backward_export(name, tmp_path):
 
     imperative = net(x).asnumpy()
     assert imperative.shape == (2, 10)
+    # the registry names the attribute that holds the classifier
+    assert isinstance(getattr(net, info.classifier, None), mx.gluon.Block), \
+        '%s: registry classifier %r is not a block of the net' % (name, info.classifier)
     net.hybridize(static_alloc=True, static_shape=True)
     hybrid = net(x).asnumpy()
     assert_almost_equal(hybrid, imperative, rtol=1e-4, atol=1e-5)

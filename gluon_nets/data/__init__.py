@@ -3,12 +3,19 @@ the embedded ``fashion-mnist-mini`` set, with GluonCV's ImageNet transforms.
 
 API
 ---
-``dataset_info(name)`` -> dict with ``num_classes``, ``input_size``, ``crop_ratio``,
-``mean``, ``std`` (RGB, on the [0, 1] pixel scale, as ``transforms.Normalize``),
-``class_names``, ``train_rec`` (list of shard paths), ``val_rec``, plus the
+``dataset_info(name)`` -> dict with ``data_config`` (the dataset's preprocessing in
+the registry's structure, keys as ``model_zoo.IMAGENET_DATA_CONFIG``: ``input_size``
+(3, H, W), ``crop_ratio``, ``mean``, ``std`` (RGB, on the [0, 1] pixel scale, as
+``transforms.Normalize``), ``interpolation``, ``num_classes``), the same values flat
+for older callers (``num_classes``, ``input_size`` as an int, ``crop_ratio``, ``mean``,
+``std``), ``class_names``, ``train_rec`` (list of shard paths), ``val_rec``, plus the
 recipe defaults ``min_random_area``, ``jitter``, ``lighting``. Names:
 ``fashion-mnist-mini`` (shipped; 12,000 train / 2,000 val images, 10 classes,
 32x32 grey stored as 3-channel PNG records) and ``imagenet`` (statistics only).
+
+``class_count(num_classes=None, dataset=None, data_dir=None, default=1000)`` -> the
+number of classes a run trains or evaluates with (the one rule: the flag, else the
+class folders of ``data_dir``, else the embedded dataset's count, else ``default``).
 
 ``val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None,
 batch_size=32, input_size=224, crop_ratio=0.875, num_workers=0, mean=None, std=None,
@@ -45,22 +52,28 @@ shipped set (not needed at run time).
 """
 import os
 
+from ..model_zoo import IMAGENET_DATA_CONFIG
 from .recordio import DataError, RecordLoader, resolve_shards, scan_record_file
 from .folder import FolderLoader, check_folder
 
-__all__ = ['DataError', 'dataset_info', 'list_datasets', 'train_loader', 'val_loader',
-           'IMAGENET_MEAN', 'IMAGENET_STD']
+__all__ = ['DataError', 'dataset_info', 'list_datasets', 'class_count', 'train_loader',
+           'val_loader', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INTERPOLATION']
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: how both loaders resize (MXNet's bilinear defaults): the ``interpolation`` a run records
+INTERPOLATION = 'bilinear'
+
+IMAGENET_MEAN = IMAGENET_DATA_CONFIG['mean']
+IMAGENET_STD = IMAGENET_DATA_CONFIG['std']
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FMNIST_DIR = os.path.join(_HERE, 'fashion_mnist_mini')
 
+# ``data_config``: the preprocessing, in the registry's structure (model_zoo.IMAGENET_DATA_CONFIG)
 _DATASETS = {
     'fashion-mnist-mini': dict(
-        num_classes=10, input_size=32, crop_ratio=0.875,
-        # per-channel statistics of the 12k training images (grey, padded to 32 px)
-        mean=(0.2193, 0.2193, 0.2193), std=(0.3323, 0.3323, 0.3323),
+        data_config=dict(
+            input_size=(3, 32, 32), crop_ratio=0.875, interpolation='bilinear', num_classes=10,
+            # per-channel statistics of the 12k training images (grey, padded to 32 px)
+            mean=(0.2193, 0.2193, 0.2193), std=(0.3323, 0.3323, 0.3323)),
         class_names=['t-shirt/top', 'trouser', 'pullover', 'dress', 'coat', 'sandal',
                      'shirt', 'sneaker', 'bag', 'ankle boot'],
         train_rec=[os.path.join(_FMNIST_DIR, 'train-0.rec'), os.path.join(_FMNIST_DIR, 'train-1.rec')],
@@ -71,7 +84,7 @@ _DATASETS = {
         min_random_area=0.8, jitter=0.0, lighting=0.0,
         licence=os.path.join(_FMNIST_DIR, 'LICENSE')),
     'imagenet': dict(
-        num_classes=1000, input_size=224, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        data_config=dict(IMAGENET_DATA_CONFIG),
         class_names=None, train_rec=None, val_rec=None,
         min_random_area=0.08, jitter=0.4, lighting=0.1, licence=None),
 }
@@ -88,10 +101,32 @@ def dataset_info(name):
     if key not in _DATASETS:
         raise DataError('unknown dataset %r; known: %s' % (name, ', '.join(list_datasets())))
     info = dict(_DATASETS[key])
+    config = dict(info['data_config'])
+    info['data_config'] = config
+    # the flat keys older callers read; the same values as ``data_config``
+    info.update(num_classes=config['num_classes'], input_size=config['input_size'][-1],
+                crop_ratio=config['crop_ratio'], mean=config['mean'], std=config['std'])
     info['name'] = key
     info['class_names'] = list(info['class_names']) if info['class_names'] else None
     info['train_rec'] = list(info['train_rec']) if info['train_rec'] else None
     return info
+
+
+def class_count(num_classes=None, dataset=None, data_dir=None, default=1000):
+    """How many classes a run has: the one rule the trainer and the loaders use.
+
+    ``num_classes`` (the flag) when given; else, for an image-folder tree, its class
+    folders (``data_dir/train`` if present, else ``data_dir``); else the embedded
+    ``dataset``'s count; else ``default`` (RecordIO labels carry no class count: the
+    model's, ImageNet's 1000 unless its family says otherwise). Returns an int >= 1.
+    """
+    if num_classes:
+        return int(num_classes)
+    if data_dir:
+        return len(check_folder(_folder(data_dir, 'train')))
+    if dataset:
+        return dataset_info(dataset)['num_classes']
+    return int(default)
 
 
 def _one_source(dataset, rec, data_dir, kind):
@@ -126,9 +161,8 @@ def val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, batc
     kind, source = _one_source(dataset, rec_val, data_dir, 'val')
     mean, std = _stats(source if kind == 'dataset' else None, mean, std)
     if kind == 'dataset':
-        info = dataset_info(source)
-        num_classes = num_classes or info['num_classes']
-        rec_val, rec_val_idx, kind = info['val_rec'], None, 'rec_val'
+        num_classes = class_count(num_classes, dataset=source)
+        rec_val, rec_val_idx, kind = dataset_info(source)['val_rec'], None, 'rec_val'
     if kind == 'rec_val':
         return RecordLoader(_shards(rec_val, rec_val_idx, num_classes), batch_size, input_size,
                             False, mean, std, num_workers=num_workers, crop_ratio=crop_ratio,
@@ -151,7 +185,7 @@ def train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None
     common = dict(num_workers=num_workers, num_parts=num_parts, part_index=part_index, seed=seed,
                   **aug)
     if kind == 'dataset':
-        num_classes = num_classes or recipe['num_classes']
+        num_classes = class_count(num_classes, dataset=source)
         rec_train, rec_train_idx, kind = recipe['train_rec'], None, 'rec_train'
     if kind == 'rec_train':
         return RecordLoader(_shards(rec_train, rec_train_idx, num_classes), batch_size, input_size,

@@ -44,9 +44,9 @@ import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..convert import ConversionPlan, register_converter
-from ..model_zoo import get_model, register_model
-from ..nn import Bottleneck, ConvBNAct, ResNetStem, batch_norm
+from ..model_zoo import (ConversionPlan, get_model, register_converter, register_family,
+                         register_model)
+from ..nn import Bottleneck, ConvBNAct, ResNetStem, batch_norm, resnet_stage_blocks
 
 __all__ = ['EDBottleneck', 'EDDecoder', 'EDNet', 'EDNetInit', 'ed_output_paddings',
            'ed_resnet', 'ed_resnext', 'reference_state_dict_name']
@@ -54,7 +54,7 @@ __all__ = ['EDBottleneck', 'EDDecoder', 'EDNet', 'EDNetInit', 'ed_output_padding
 ED_GROUPS = 32          # groups of the encoder / decoder in every reference model
 STAGE_OUT = (256, 512, 1024, 2048)
 STAGE_STRIDES = (1, 2, 2, 2)
-DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+_REFERENCE_DEPTHS = (50, 101, 152)  # blocks per stage: nn.RESNET_STAGE_BLOCKS
 
 _PAPER = ('Jin, Xie, Wei, Zhao, Zhang, Tan, "A Lightweight Encoder-Decoder Path for Deep '
           'Residual Networks", IEEE TNNLS')
@@ -266,12 +266,6 @@ class EDNet(HybridBlock):
         return self.fc(self.pool(x))
 
 
-def _check_depth(depth, allowed):
-    if depth not in allowed:
-        raise ValueError('depth must be one of %s, got %r' % (sorted(allowed), depth))
-    return DEPTHS[depth]
-
-
 def ed_resnet(depth, se=False, ed=True, bottleneck_ratio=1.0, classes=1000, input_size=224,
               **kwargs):
     """ED-ResNet builder; (N, 3, H, W) -> (N, classes).
@@ -280,7 +274,7 @@ def ed_resnet(depth, se=False, ed=True, bottleneck_ratio=1.0, classes=1000, inpu
     floor(64 * 2**s * ratio)); block outputs and the ED path (width 64 * 2**s, 32 groups)
     stay as in the reference. 1.0 is the reference.
     """
-    layers = _check_depth(depth, DEPTHS)
+    layers = resnet_stage_blocks(depth, _REFERENCE_DEPTHS)
     if not bottleneck_ratio > 0:
         raise ValueError('bottleneck_ratio must be > 0, got %r' % (bottleneck_ratio,))
     widths = [int(math.floor(64 * 2 ** s * bottleneck_ratio)) for s in range(4)]
@@ -301,7 +295,7 @@ def ed_resnext(depth, se=False, ed=True, cardinality=32, bottleneck_width=4, cla
     (The reference class's own ``C`` argument would change all of them; it is only ever
     used with C=32, d=4, which is our default.)
     """
-    layers = _check_depth(depth, DEPTHS)
+    layers = resnet_stage_blocks(depth, _REFERENCE_DEPTHS)
     for key, value in (('cardinality', cardinality), ('bottleneck_width', bottleneck_width)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError('%s must be a positive int, got %r' % (key, value))
@@ -311,88 +305,93 @@ def ed_resnext(depth, se=False, ed=True, cardinality=32, bottleneck_width=4, cla
 
 
 # ---------------------------------------------------------------------------------------
-# registry: one plain function per name (params / MACs at 224 from gluon_nets.profile)
+# registry: one plain function per name; ed=False gives the plain baseline of each
 
-def _register(name, params, macs, ref_file, slow=False, **defaults):
-    return register_model('ednet', paper=_PAPER, reference=_REF % ref_file, params=params,
-                          macs=macs, slow=slow, name=name, **defaults)
+register_family(
+    'ednet', paper=_PAPER, reference=_REF % 'ed_resnet.py',
+    # imagenet_train.py's validation: Resize(256) (torchvision, bilinear), CenterCrop(224),
+    # ImageNet mean/std on 0-1 pixels
+    data_config=dict(input_size=(3, 224, 224), crop_ratio=224 / 256, interpolation='bilinear',
+                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    classifier='fc',
+    weights='none: megvii-research/ED-Net publishes no weights (and declares no licence); '
+            'checkpoints of its imagenet_train.py convert with python -m gluon_nets.convert')
 
 
-@_register('ed_resnet50', 28424104, 4211425280, 'ed_resnet.py')
+@register_model('ednet')
 def ed_resnet50(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-ResNet-50 (reference ``resnet50_ed``); ``ed=False``: ResNet-50."""
     return ed_resnet(50, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnet101', 49966504, 8046477312, 'ed_resnet.py')
+@register_model('ednet')
 def ed_resnet101(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-ResNet-101 (reference ``resnet101_ed``); ``ed=False``: ResNet-101."""
     return ed_resnet(101, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnet152', 67712936, 11881529344, 'ed_resnet.py', slow=True)
+@register_model('ednet', slow=True)
 def ed_resnet152(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-ResNet-152 (reference ``resnet152_ed``); ``ed=False``: ResNet-152."""
     return ed_resnet(152, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_se_resnet50', 30955096, 4213940224, 'ed_se_resnet.py')
+@register_model('ednet', reference=_REF % 'ed_se_resnet.py')
 def ed_se_resnet50(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-SE-ResNet-50 (reference ``se_resnet50_ed``); ``ed=False``: SE-ResNet-50."""
     return ed_resnet(50, True, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_se_resnet101', 54744216, 8051220480, 'ed_se_resnet.py')
+@register_model('ednet', reference=_REF % 'ed_se_resnet.py')
 def ed_se_resnet101(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-SE-ResNet-101 (reference ``se_resnet101_ed``); ``ed=False``: SE-ResNet-101."""
     return ed_resnet(101, True, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_se_resnet152', 74341976, 11888107520, 'ed_se_resnet.py', slow=True)
+@register_model('ednet', reference=_REF % 'ed_se_resnet.py', slow=True)
 def ed_se_resnet152(classes=1000, ed=True, bottleneck_ratio=1.0, input_size=224):
     """ED-SE-ResNet-152 (reference ``se_resnet152_ed``); ``ed=False``: SE-ResNet-152."""
     return ed_resnet(152, True, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnext50_32x4d', 30732840, 4474961920, 'ed_resnext.py')
+@register_model('ednet', reference=_REF % 'ed_resnext.py')
 def ed_resnext50_32x4d(classes=1000, ed=True, cardinality=32, bottleneck_width=4,
                        input_size=224):
     """ED-ResNeXt-50 32x4d (reference ``resnext50_ed``); ``ed=False``: ResNeXt-50 32x4d."""
     return ed_resnext(50, False, ed, cardinality, bottleneck_width, classes, input_size)
 
 
-@_register('ed_resnext101_32x4d', 54947368, 8460140544, 'ed_resnext.py')
+@register_model('ednet', reference=_REF % 'ed_resnext.py')
 def ed_resnext101_32x4d(classes=1000, ed=True, cardinality=32, bottleneck_width=4,
                         input_size=224):
     """ED-ResNeXt-101 32x4d (reference ``resnext101_ed``); ``ed=False``: ResNeXt-101 32x4d."""
     return ed_resnext(101, False, ed, cardinality, bottleneck_width, classes, input_size)
 
 
-@_register('ed_se_resnext50_32x4d', 33263832, 4477476864, 'ed_se_resnext.py')
+@register_model('ednet', reference=_REF % 'ed_se_resnext.py')
 def ed_se_resnext50_32x4d(classes=1000, ed=True, cardinality=32, bottleneck_width=4,
                           input_size=224):
     """ED-SE-ResNeXt-50 32x4d (reference ``se_resnext50_ed``)."""
     return ed_resnext(50, True, ed, cardinality, bottleneck_width, classes, input_size)
 
 
-@_register('ed_se_resnext101_32x4d', 59725080, 8464883712, 'ed_se_resnext.py')
+@register_model('ednet', reference=_REF % 'ed_se_resnext.py')
 def ed_se_resnext101_32x4d(classes=1000, ed=True, cardinality=32, bottleneck_width=4,
                            input_size=224):
     """ED-SE-ResNeXt-101 32x4d (reference ``se_resnext101_ed``)."""
     return ed_resnext(101, True, ed, cardinality, bottleneck_width, classes, input_size)
 
 
-@_register('ed_se_resnext152_32x4d', 81524952, 12451897344, 'ed_se_resnext.py', slow=True)
+@register_model('ednet', reference=_REF % 'ed_se_resnext.py', slow=True)
 def ed_se_resnext152_32x4d(classes=1000, ed=True, cardinality=32, bottleneck_width=4,
                            input_size=224):
-    """ED-SE-ResNeXt-152 32x4d (reference ``se_resnext152_ed``; no plain ResNeXt-152 exists
-    there)."""
+    """ED-SE-ResNeXt-152 32x4d (reference ``se_resnext152_ed``; it has no plain ResNeXt-152)."""
     return ed_resnext(152, True, ed, cardinality, bottleneck_width, classes, input_size)
 
 
 # "-B" lightweight variants: NOT in the reference code; widths unknown (see docs/ednet.md).
 
-@_register('ed_resnet50_b', 15248936, 1944272896, 'ed_resnet.py', bottleneck_ratio=0.5)
+@register_model('ednet')
 def ed_resnet50_b(classes=1000, ed=True, bottleneck_ratio=0.5, input_size=224):
     """ED-ResNet-50 at half bottleneck width: an APPROXIMATION of the README's ED-ResNet-50-B.
 
@@ -402,34 +401,43 @@ def ed_resnet50_b(classes=1000, ed=True, bottleneck_ratio=0.5, input_size=224):
     return ed_resnet(50, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnet101_b', 24805928, 3431890944, 'ed_resnet.py', bottleneck_ratio=0.5)
+@register_model('ednet')
 def ed_resnet101_b(classes=1000, ed=True, bottleneck_ratio=0.5, input_size=224):
-    """ED-ResNet-101 at half bottleneck width: an APPROXIMATION of the README's
-    ED-ResNet-101-B (3.9 GFLOPs there; 3.43 G MACs here), not a reproduction."""
+    """ED-ResNet-101 at half bottleneck width: an APPROXIMATION of the README's ED-ResNet-101-B.
+
+    Not a reproduction: 3.9 GFLOPs there, 3.43 G MACs here.
+    """
     return ed_resnet(101, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnet152_b', 32681512, 4919508992, 'ed_resnet.py', slow=True,
-           bottleneck_ratio=0.5)
+@register_model('ednet', slow=True)
 def ed_resnet152_b(classes=1000, ed=True, bottleneck_ratio=0.5, input_size=224):
-    """ED-ResNet-152 at half bottleneck width: an APPROXIMATION of the README's
-    ED-ResNet-152-B (5.6 GFLOPs there; 4.92 G MACs here), not a reproduction."""
+    """ED-ResNet-152 at half bottleneck width: an APPROXIMATION of the README's ED-ResNet-152-B.
+
+    Not a reproduction: 5.6 GFLOPs there, 4.92 G MACs here.
+    """
     return ed_resnet(152, False, ed, bottleneck_ratio, classes, input_size)
 
 
-@_register('ed_resnext50_16x4d_b', 20651048, 2599583744, 'ed_resnext.py', cardinality=16)
+@register_model('ednet', reference=_REF % 'ed_resnext.py')
 def ed_resnext50_16x4d_b(classes=1000, ed=True, cardinality=16, bottleneck_width=4,
                          input_size=224):
-    """ED-ResNeXt-50 with 16x4d residual branches (ED path unchanged): an APPROXIMATION of
-    the README's ED-ResNeXt-50-B (2.9 GFLOPs there; 2.60 G MACs here), not a reproduction."""
+    """ED-ResNeXt-50 16x4d: an APPROXIMATION of the README's ED-ResNeXt-50-B.
+
+    The residual branches are 16x4d, the ED path is unchanged. Not a reproduction: 2.9
+    GFLOPs there, 2.60 G MACs here.
+    """
     return ed_resnext(50, False, ed, cardinality, bottleneck_width, classes, input_size)
 
 
-@_register('ed_resnext101_16x4d_b', 35308584, 4715003904, 'ed_resnext.py', cardinality=16)
+@register_model('ednet', reference=_REF % 'ed_resnext.py')
 def ed_resnext101_16x4d_b(classes=1000, ed=True, cardinality=16, bottleneck_width=4,
                           input_size=224):
-    """ED-ResNeXt-101 with 16x4d residual branches (ED path unchanged): an APPROXIMATION of
-    the README's ED-ResNeXt-101-B (5.4 GFLOPs there; 4.72 G MACs here), not a reproduction."""
+    """ED-ResNeXt-101 16x4d: an APPROXIMATION of the README's ED-ResNeXt-101-B.
+
+    The residual branches are 16x4d, the ED path is unchanged. Not a reproduction: 5.4
+    GFLOPs there, 4.72 G MACs here.
+    """
     return ed_resnext(101, False, ed, cardinality, bottleneck_width, classes, input_size)
 
 

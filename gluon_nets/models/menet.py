@@ -29,8 +29,8 @@ import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..convert import ConversionPlan, register_converter
-from ..model_zoo import get_model, register_model
+from ..model_zoo import (ConversionPlan, get_model, register_converter, register_family,
+                         register_model)
 from ..nn import ChannelShuffle, ConvBNAct, concat_channels
 
 __all__ = ['ShuffleUnit', 'MEUnit', 'MENet', 'MobileNetV1', 'menet', 'shufflenet',
@@ -458,44 +458,145 @@ def fold_batchnorm(net):
 
 
 # ----------------------------------------------------------------------------- registry
-# name: (stage widths, side width, groups, stem width, params, MACs at 224)
-_MENET_CONFIGS = {
-    'menet108_8x1_g3': ((108, 216, 432), 8, 3, 12, 654516, 38287440),
-    'menet128_8x1_g4': ((128, 256, 512), 8, 4, 12, 750796, 40916224),
-    'menet228_12x1_g3': ((228, 456, 912), 12, 3, 24, 1806568, 144092352),
-    'menet256_12x1_g4': ((256, 512, 1024), 12, 4, 24, 1888240, 140842560),
-    'menet348_12x1_g3': ((348, 696, 1392), 12, 3, 24, 3368128, 299616192),
-    'menet352_12x1_g8': ((352, 704, 1408), 12, 8, 24, 2272872, 144281024),
-    'menet456_24x1_g3': ((456, 912, 1824), 24, 3, 48, 5304784, 551048928),
-}
-# name: (groups, width_mul, init_mul, params, MACs): config/imagenet/model-config/shufflenet
-_SHUFFLENET_CONFIGS = {
-    'shufflenet_0.5x_g3': (3, 0.5, 0.5, 718324, 37589856),
-    'shufflenet_1x_g3': (3, 1.0, 1.0, 1865728, 137460672),
-    'shufflenet_1.5x_g3': (3, 1.5, 1.0, 3442168, 292443552),
-    'shufflenet_2x_g3': (3, 2.0, 2.0, 5450776, 524045184),
-    'shufflenet_1x_g4': (4, 1.0, 1.0, 1968344, 134339776),
-    'shufflenet_1x_g8': (8, 1.0, 1.0, 2434768, 138365952),
-}
-# name: (width_mul, params, MACs): config/imagenet/model-config/mobilenet
-_MOBILENET_CONFIGS = {
-    'mobilenet_0.25x': (0.25, 470072, 41030272),
-    'mobilenet_0.5x': (0.5, 1331592, 149497088),
-    'mobilenet_0.75x': (0.75, 2585560, 325400448),
-    'mobilenet_1x': (1.0, 4231976, 568740352),
-}
+# Names follow the reference's config files (config/imagenet/model-config/*):
+# "A-MENet-Bx1-group-G" is menetA_Bx1_gG; shufflenet_<mul>x_g<G> and mobilenet_<mul>x are
+# the repository's baseline configs. A function's keyword defaults are that config; any of
+# them may be overridden (get_model('menet228_12x1_g3', side_channels=(8, 12, 16))).
 
-for _name, (_stages, _side, _groups, _stem, _params, _macs) in _MENET_CONFIGS.items():
-    register_model('menet', paper=_PAPER, reference=_REF + 'MENet.py', params=_params,
-                   macs=_macs, min_input_size=32, name=_name, stage_channels=_stages,
-                   side_channels=_side, groups=_groups, stem_channels=_stem)(menet)
-for _name, (_groups, _width, _init, _params, _macs) in _SHUFFLENET_CONFIGS.items():
-    register_model('menet', paper=_SHUFFLENET_PAPER, reference=_REF + 'ShuffleNet.py',
-                   params=_params, macs=_macs, name=_name, groups=_groups, width_mul=_width,
-                   init_mul=_init)(shufflenet)
-for _name, (_width, _params, _macs) in _MOBILENET_CONFIGS.items():
-    register_model('menet', paper=_MOBILENET_PAPER, reference=_REF + 'MobileNet.py',
-                   params=_params, macs=_macs, name=_name, width_mul=_width)(mobilenet)
+register_family(
+    'menet', paper=_PAPER, reference=_REF + 'MENet.py',
+    # the reference's validation pipeline (pyvision/dataloaders/ImageNet.py): PIL bilinear
+    # resize of the shorter side to 256, centre crop 224, ImageNet mean/std on 0-1 pixels
+    data_config=dict(input_size=(3, 224, 224), crop_ratio=224 / 256, interpolation='bilinear',
+                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    classifier='classifier',
+    weights="the authors' PyTorch checkpoints of the MENet models, clavichord93/MENet "
+            "saved_models/<A>-MENet-<B>x1-group-<G>.pth.tar (of the seven, only 108-g3 and "
+            "128-g4 were retrievable). The repository has no licence (all rights reserved): "
+            "convert them locally (python -m gluon_nets.convert); do not redistribute them or "
+            "converted copies.")
+
+# the baselines: same repository, other papers, no released weights
+_SHUFFLENET = dict(paper=_SHUFFLENET_PAPER, reference=_REF + 'ShuffleNet.py',
+                   weights='none: clavichord93/MENet releases no ShuffleNet checkpoints')
+_MOBILENET = dict(paper=_MOBILENET_PAPER, reference=_REF + 'MobileNet.py',
+                  weights='none: clavichord93/MENet releases no MobileNet checkpoints')
+
+
+@register_model('menet')
+def menet108_8x1_g3(classes=1000, stage_channels=(108, 216, 432), side_channels=8, groups=3,
+                    stem_channels=12, **kwargs):
+    """108-MENet-8x1 (g=3), the smallest MENet of the README (38 MFLOPs)."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet128_8x1_g4(classes=1000, stage_channels=(128, 256, 512), side_channels=8, groups=4,
+                    stem_channels=12, **kwargs):
+    """128-MENet-8x1 (g=4), released checkpoint not in the README's table (41 M MACs)."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet228_12x1_g3(classes=1000, stage_channels=(228, 456, 912), side_channels=12, groups=3,
+                     stem_channels=24, **kwargs):
+    """228-MENet-12x1 (g=3), the README's training example (144 MFLOPs)."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet256_12x1_g4(classes=1000, stage_channels=(256, 512, 1024), side_channels=12,
+                     groups=4, stem_channels=24, **kwargs):
+    """256-MENet-12x1 (g=4), README 140 MFLOPs."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet348_12x1_g3(classes=1000, stage_channels=(348, 696, 1392), side_channels=12,
+                     groups=3, stem_channels=24, **kwargs):
+    """348-MENet-12x1 (g=3), README 299 MFLOPs."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet352_12x1_g8(classes=1000, stage_channels=(352, 704, 1408), side_channels=12,
+                     groups=8, stem_channels=24, **kwargs):
+    """352-MENet-12x1 (g=8), README 144 MFLOPs."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet')
+def menet456_24x1_g3(classes=1000, stage_channels=(456, 912, 1824), side_channels=24,
+                     groups=3, stem_channels=48, **kwargs):
+    """456-MENet-24x1 (g=3), the largest MENet of the README (551 MFLOPs)."""
+    return menet(classes, stage_channels=stage_channels, side_channels=side_channels,
+                 groups=groups, stem_channels=stem_channels, **kwargs)
+
+
+@register_model('menet', name='shufflenet_0.5x_g3', **_SHUFFLENET)
+def shufflenet_0_5x_g3(classes=1000, groups=3, width_mul=0.5, init_mul=0.5, **kwargs):
+    """ShuffleNet v1 0.5x (g=3) as coded in the MENet repository (stem 12)."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', **_SHUFFLENET)
+def shufflenet_1x_g3(classes=1000, groups=3, width_mul=1.0, init_mul=1.0, **kwargs):
+    """ShuffleNet v1 1x (g=3) as coded in the MENet repository."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', name='shufflenet_1.5x_g3', **_SHUFFLENET)
+def shufflenet_1_5x_g3(classes=1000, groups=3, width_mul=1.5, init_mul=1.0, **kwargs):
+    """ShuffleNet v1 1.5x (g=3) as coded in the MENet repository (stem 24)."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', **_SHUFFLENET)
+def shufflenet_2x_g3(classes=1000, groups=3, width_mul=2.0, init_mul=2.0, **kwargs):
+    """ShuffleNet v1 2x (g=3) as coded in the MENet repository (stem 48)."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', **_SHUFFLENET)
+def shufflenet_1x_g4(classes=1000, groups=4, width_mul=1.0, init_mul=1.0, **kwargs):
+    """ShuffleNet v1 1x (g=4) as coded in the MENet repository."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', **_SHUFFLENET)
+def shufflenet_1x_g8(classes=1000, groups=8, width_mul=1.0, init_mul=1.0, **kwargs):
+    """ShuffleNet v1 1x (g=8) as coded in the MENet repository."""
+    return shufflenet(classes, groups=groups, width_mul=width_mul, init_mul=init_mul, **kwargs)
+
+
+@register_model('menet', name='mobilenet_0.25x', **_MOBILENET)
+def mobilenet_0_25x(classes=1000, width_mul=0.25, shallow=False, **kwargs):
+    """MobileNet v1 0.25x as coded in the MENet repository."""
+    return mobilenet(classes, width_mul=width_mul, shallow=shallow, **kwargs)
+
+
+@register_model('menet', name='mobilenet_0.5x', **_MOBILENET)
+def mobilenet_0_5x(classes=1000, width_mul=0.5, shallow=False, **kwargs):
+    """MobileNet v1 0.5x as coded in the MENet repository."""
+    return mobilenet(classes, width_mul=width_mul, shallow=shallow, **kwargs)
+
+
+@register_model('menet', name='mobilenet_0.75x', **_MOBILENET)
+def mobilenet_0_75x(classes=1000, width_mul=0.75, shallow=False, **kwargs):
+    """MobileNet v1 0.75x as coded in the MENet repository."""
+    return mobilenet(classes, width_mul=width_mul, shallow=shallow, **kwargs)
+
+
+@register_model('menet', **_MOBILENET)
+def mobilenet_1x(classes=1000, width_mul=1.0, shallow=False, **kwargs):
+    """MobileNet v1 1x as coded in the MENet repository."""
+    return mobilenet(classes, width_mul=width_mul, shallow=shallow, **kwargs)
 
 
 # ----------------------------------------------------------------------------- converter

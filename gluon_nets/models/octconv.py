@@ -1,4 +1,5 @@
-"""OctConv models of the reference's Gluon API (facebookresearch/OctConv ``utils/gluon``).
+"""OctConv: the family declaration and the models of the reference's Gluon API
+(facebookresearch/OctConv ``utils/gluon``).
 
 Paper: Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural
 Networks with Octave Convolution", ICCV 2019. ``alpha`` is the reference's ``ratio``: the
@@ -6,13 +7,19 @@ fraction of each octave layer's channels kept at half resolution (split by trunc
 ``low = int(alpha * C)``). Every conv inside the octave stages is an octave conv (also at
 ``alpha=0``), so a stride-2 conv is average pooling + a stride-1 conv, as in the reference.
 
-Models (registry names; defaults: ``alpha`` below, ``classes=1000``)::
+The family ``octconv`` is declared here, once, for both of the reference's code bases:
+these Gluon-API models and the Symbol-API ablation models of
+:mod:`gluon_nets.models.octconv_symbol` (``*_v2``, aliases ``oct_sym_*``), which
+override the data config and the classifier name per model.
+
+Models (one ``@register_model`` function each, at the end of this file; ``alpha`` is a
+keyword with the default below, ``classes=1000``)::
 
     oct_resnet{26,50,101,152,200}_v1b   post-activation bottlenecks, stride on the 3x3
     oct_resnet{26,...,200}_v1e          deep stem (3x 3x3), stride on the last 1x1
     oct_resnet{26,...,200}_v1f          v1e with the 3x3/1 (8 ch) deep stem and a
                                         bottleneck "stem2" instead of the max pool
-    oct_resnet152                       = oct_resnet152_v1f, the README's Oct-ResNet-152
+    oct_resnet152                       alias of oct_resnet152_v1f, the README's Oct-ResNet-152
     oct_resnet{50,101,152}_v2b          pre-activation, projection conv with bias
     oct_resnext{50,101}_32x4d_v1b/_v2b  groups 32, mid widths doubled
     oct_mobilenet_v1_{075,100}          octave in blocks 1-10, merged at pointwise 11
@@ -21,9 +28,9 @@ Models (registry names; defaults: ``alpha`` below, ``classes=1000``)::
 
 ResNet/ResNeXt options: ``use_se`` (octave SE after the last BN; v1e/v1f then also get
 the reference's affine-free ``extra_bn`` before conv1 and conv4), ``last_gamma``
-(v1 only), ``final_drop`` (dropout before the 1x1-conv classifier), ``norm_kwargs``,
-``use_global_stats``. ``oct_kwargs`` is passed to every :class:`OctConv2D`
-(``merge=False`` gives the reference's four separate convolutions).
+(v1 and MobileNet v2), ``final_drop`` (dropout before the 1x1-conv classifier),
+``norm_kwargs``, ``use_global_stats``. ``oct_kwargs`` is passed to every
+:class:`OctConv2D` (``merge=False`` gives the reference's four separate convolutions).
 
 Default ``alpha``: the README's value for the models it reports (MobileNet v1 0.75:
 0.375, v1 1.0: 0.5, v2 1.0: 0.375, v2 1.125: 0.5, ResNet-152 v1e/v1f: 0.125) and 0.25
@@ -44,22 +51,61 @@ attribute tree mirrors the reference's, so both are a rename (merged paths conca
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..convert import ConversionError, ConversionPlan, register_converter
-from ..model_zoo import get_model, register_model
+from ..model_zoo import (ConversionError, ConversionPlan, ModelOption, TrainingPlugin,
+                         get_model, register_alias, register_converter, register_family,
+                         register_model)
+from ..nn.blocks import resnet_stage_blocks
 from ..nn.octave import (ModeGraphMixin, OctActivation, OctBatchNorm, OctConv2D, OctPool2D,
                          OctSE, oct_concat,
                          reference_mapping, split_channels)
 
 __all__ = ['OctResNetV1', 'OctResNetV2', 'OctMobileNetV1', 'OctMobileNetV2', 'OctDenseNet',
            'oct_resnet_v1', 'oct_resnet_v2', 'oct_mobilenet_v1', 'oct_mobilenet_v2',
-           'oct_densenet']
+           'oct_densenet', 'OctConvTraining', 'FAMILY', 'GLUON_API_DATA_CONFIG']
 
 _PAPER = ('Chen et al., Drop an Octave: Reducing Spatial Redundancy in CNNs with Octave '
           'Convolution, ICCV 2019')
-_REF = 'facebookresearch/OctConv@87c44f79162f3a2ef316bf924ad3697b8957a463:utils/gluon/utils/'
+_REPO = 'facebookresearch/OctConv@87c44f79162f3a2ef316bf924ad3697b8957a463'
+_REF = _REPO + ':utils/gluon/utils/'
 
-_RESNET_LAYERS = {26: [2, 2, 2, 2], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3],
-                  152: [3, 8, 36, 3], 200: [3, 24, 36, 3]}
+#: the ResNet depths the reference builds (both APIs)
+OCT_RESNET_DEPTHS = (26, 50, 101, 152, 200)
+
+#: evaluation recipe of the reference's Gluon API: ``utils/gluon/score.py`` (what
+#: ``eval.sh`` runs) resizes the short side to ``ceil(224 / 0.875) = 256`` and centre-crops
+#: 224; its RecordIO path leaves ``ImageRecordIter``'s default bilinear ``inter_method``,
+#: its folder path ``transforms.Resize`` (bilinear) + ``Normalize`` with these mean/std
+#: (the 0-255 values 123.68/58.393, ... of the RecordIO path are the same on the 0-1 scale)
+GLUON_API_DATA_CONFIG = dict(input_size=(3, 224, 224), crop_ratio=0.875,
+                             interpolation='bilinear', mean=(0.485, 0.456, 0.406),
+                             std=(0.229, 0.224, 0.225))
+
+
+class OctConvTraining(TrainingPlugin):
+    """OctConv's hooks into the trainer: the ``--alpha`` flag (the constructors' ``alpha``
+    keyword); the models then train with the trainer's plain flow."""
+
+    options = (
+        ModelOption(('--alpha',), dict(
+            type=float, default=None,
+            help='OctConv low-frequency ratio alpha (the reference\'s --ratio): the fraction '
+                 'of each octave layer\'s channels kept at half resolution, in [0, 1); -1 '
+                 'builds the plain baseline of the Symbol-API *_v2 models; default: the '
+                 'model\'s own (see its signature)'),
+            kwarg='alpha'),
+    )
+
+
+FAMILY = register_family(
+    'octconv', paper=_PAPER, reference=_REPO, data_config=GLUON_API_DATA_CONFIG,
+    # the reference's Gluon attribute, misspelt (structural keys ``classifer.weight``);
+    # the Symbol-API models override it with their ``classifier``
+    classifier='classifer',
+    weights='facebookresearch/OctConv checkpoints, MIT licence ("The code and the models '
+            'are MIT licensed", README): the Gluon-API .params of the README\'s "Others" '
+            'table and the Symbol-API ablation checkpoints; none ship with gluon_nets, '
+            'convert them with python -m gluon_nets.convert',
+    training=OctConvTraining())
 
 
 def _check_alpha(alpha):
@@ -618,13 +664,13 @@ class OctDenseNet(_Blocks):
 
 
 # ------------------------------------------------------------------------ constructors
-def oct_resnet_v1(depth=50, variant='b', alpha=0.25, groups=1, width_per_group=None,
-                  use_se=False, extra_bn=None, classes=1000, prefix=None, **kwargs):
+def oct_resnet_v1(depth=50, variant='b', alpha=0.25, groups=1, use_se=False, extra_bn=None,
+                  classes=1000, prefix=None, **kwargs):
     """Octave ResNet/ResNeXt v1 (``variant`` 'b', 'e' or 'f'), input (N, 3, H, W), H, W
-    multiples of 32 -> (N, classes). ``extra_bn`` defaults to ``use_se`` for v1e/v1f
-    (the reference switches it on there)."""
-    if depth not in _RESNET_LAYERS:
-        raise ValueError('depth must be one of %s, got %r' % (sorted(_RESNET_LAYERS), depth))
+    multiples of 32 -> (N, classes). ``groups=32`` is ResNeXt 32x4d (mid widths doubled,
+    as the reference's ``num_mid``; it has no width-per-group option). ``extra_bn``
+    defaults to ``use_se`` for v1e/v1f (the reference switches it on there)."""
+    layers = resnet_stage_blocks(depth, OCT_RESNET_DEPTHS)
     if variant not in ('b', 'e', 'f'):
         raise ValueError("variant must be 'b', 'e' or 'f', got %r" % (variant,))
     if extra_bn is None:
@@ -632,7 +678,7 @@ def oct_resnet_v1(depth=50, variant='b', alpha=0.25, groups=1, width_per_group=N
     num_mid = (64, 128, 256, 512) if groups == 1 else (128, 256, 512, 1024)
     if prefix is None:
         prefix = ('R%d_' if groups == 1 else 'RX%d_') % depth
-    return OctResNetV1(_RESNET_LAYERS[depth], alpha=alpha, groups=groups, num_mid=num_mid,
+    return OctResNetV1(layers, alpha=alpha, groups=groups, num_mid=num_mid,
                        down_pos=1 if variant == 'b' else 2, deep_stem=variant != 'b',
                        replace_maxpool='bottleneck-131' if variant == 'f' else None,
                        use_se=use_se, extra_bn=extra_bn, classes=classes, prefix=prefix,
@@ -641,12 +687,11 @@ def oct_resnet_v1(depth=50, variant='b', alpha=0.25, groups=1, width_per_group=N
 
 def oct_resnet_v2(depth=50, alpha=0.25, groups=1, classes=1000, prefix=None, **kwargs):
     """Octave ResNet/ResNeXt v2b (pre-activation), (N, 3, H, W) -> (N, classes)."""
-    if depth not in _RESNET_LAYERS:
-        raise ValueError('depth must be one of %s, got %r' % (sorted(_RESNET_LAYERS), depth))
+    layers = resnet_stage_blocks(depth, OCT_RESNET_DEPTHS)
     num_mid = (64, 128, 256, 512) if groups == 1 else (128, 256, 512, 1024)
     if prefix is None:
         prefix = ('R%d_' if groups == 1 else 'RX%d_') % depth
-    return OctResNetV2(_RESNET_LAYERS[depth], alpha=alpha, groups=groups, num_mid=num_mid,
+    return OctResNetV2(layers, alpha=alpha, groups=groups, num_mid=num_mid,
                        classes=classes, prefix=prefix, **kwargs)
 
 
@@ -675,73 +720,207 @@ def oct_densenet(depth=121, alpha=0.25, classes=1000, prefix=None, **kwargs):
 
 
 # ---------------------------------------------------------------------------- registry
-# (params, MACs) at 224 px, classes=1000, default kwargs: from gluon_nets.profile
-_META = {
-    'oct_densenet121': (7978856, 1969829888),
-    'oct_densenet161': (28681000, 5430417024),
-    'oct_densenet169': (14149480, 2390894592),
-    'oct_densenet201': (20013928, 3055380480),
-    'oct_mobilenet_v1_075': (2585560, 211379016),
-    'oct_mobilenet_v1_100': (4231976, 318167680),
-    'oct_mobilenet_v2_100': (3505960, 254031408),
-    'oct_mobilenet_v2_1125': (4243006, 292764600),
-    'oct_resnet101_v1b': (44549160, 5597675520),
-    'oct_resnet101_v1e': (44568392, 6632103936),
-    'oct_resnet101_v1f': (44578576, 6619258880),
-    'oct_resnet101_v2b': (44549160, 5597675520),
-    'oct_resnet152': (60222224, 10819341312),
-    'oct_resnet152_v1b': (60192808, 8091824128),
-    'oct_resnet152_v1e': (60212040, 10832186368),
-    'oct_resnet152_v1f': (60222224, 10819341312),
-    'oct_resnet152_v2b': (60192808, 8091824128),
-    'oct_resnet200_v1b': (64673832, 10439258112),
-    'oct_resnet200_v1e': (64693064, 11473686528),
-    'oct_resnet200_v1f': (64703248, 11460841472),
-    'oct_resnet26_v1b': (15995176, 1858158592),
-    'oct_resnet26_v1e': (16014408, 2892587008),
-    'oct_resnet26_v1f': (16024592, 2879741952),
-    'oct_resnet50_v1b': (25557032, 3103526912),
-    'oct_resnet50_v1e': (25576264, 4137955328),
-    'oct_resnet50_v1f': (25586448, 4125110272),
-    'oct_resnet50_v2b': (25557032, 3103526912),
-    'oct_resnext101_32x4d_v1b': (44177704, 5683476480),
-    'oct_resnext101_32x4d_v2b': (44177704, 5683476480),
-    'oct_resnext50_32x4d_v1b': (25028904, 3170988544),
-    'oct_resnext50_32x4d_v2b': (25028904, 3170988544),
-}
+# One function per name; each maps (N, 3, H, W), H and W multiples of 32, to (N, classes)
+# logits, and ``kwargs`` are the options of the module docstring. Depth >= 152 (and
+# ResNeXt-101, DenseNet-161/169/201) are ``slow``: left out of the quick test runs.
+_V1 = _REF + 'resnetv1.py'
+_V2 = _REF + 'resnetv2.py'
+_MOBILENET_V1 = _REF + 'mobilenetv1.py'
+_MOBILENET_V2 = _REF + 'mobilenetv2.py'
+_DENSENET = _REF + 'densenet.py'
 
 
-def _register(name, fn, ref_file, slow=False, **defaults):
-    params, macs = _META.get(name, (None, None))
-    register_model('octconv', paper=_PAPER, reference=_REF + ref_file, params=params,
-                   macs=macs, min_input_size=32, slow=slow, name=name, **defaults)(fn)
+@register_model('octconv', reference=_V1)
+def oct_resnet26_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-26 v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=26, variant='b', alpha=alpha, classes=classes, **kwargs)
 
 
-for _depth in (26, 50, 101, 152, 200):
-    for _v in ('b', 'e', 'f'):
-        _alpha = 0.125 if (_depth == 152 and _v in ('e', 'f')) else 0.25
-        _register('oct_resnet%d_v1%s' % (_depth, _v), oct_resnet_v1, 'resnetv1.py',
-                  slow=_depth >= 152, depth=_depth, variant=_v, alpha=_alpha)
-_register('oct_resnet152', oct_resnet_v1, 'resnetv1.py', slow=True, depth=152, variant='f',
-          alpha=0.125)
-for _depth in (50, 101, 152):
-    _register('oct_resnet%d_v2b' % _depth, oct_resnet_v2, 'resnetv2.py', slow=_depth >= 152,
-              depth=_depth, alpha=0.25)
-for _depth in (50, 101):
-    _register('oct_resnext%d_32x4d_v1b' % _depth, oct_resnet_v1, 'resnetv1.py',
-              slow=_depth >= 101, depth=_depth, variant='b', groups=32, alpha=0.25)
-    _register('oct_resnext%d_32x4d_v2b' % _depth, oct_resnet_v2, 'resnetv2.py',
-              slow=_depth >= 101, depth=_depth, groups=32, alpha=0.25)
-_register('oct_mobilenet_v1_075', oct_mobilenet_v1, 'mobilenetv1.py', multiplier=0.75,
-          alpha=0.375)
-_register('oct_mobilenet_v1_100', oct_mobilenet_v1, 'mobilenetv1.py', multiplier=1.0, alpha=0.5)
-_register('oct_mobilenet_v2_100', oct_mobilenet_v2, 'mobilenetv2.py', multiplier=1.0,
-          alpha=0.375)
-_register('oct_mobilenet_v2_1125', oct_mobilenet_v2, 'mobilenetv2.py', multiplier=1.125,
-          alpha=0.5)
-for _depth in (121, 161, 169, 201):
-    _register('oct_densenet%d' % _depth, oct_densenet, 'densenet.py', slow=_depth >= 161,
-              depth=_depth, alpha=0.25)
+@register_model('octconv', reference=_V1)
+def oct_resnet26_v1e(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-26 v1e: Gluon API (utils/gluon), post-activation, deep stem."""
+    return oct_resnet_v1(depth=26, variant='e', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet26_v1f(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-26 v1f: Gluon API (utils/gluon), post-activation, deep stem + stem2."""
+    return oct_resnet_v1(depth=26, variant='f', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet50_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-50 v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=50, variant='b', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet50_v1e(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-50 v1e: Gluon API (utils/gluon), post-activation, deep stem."""
+    return oct_resnet_v1(depth=50, variant='e', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet50_v1f(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-50 v1f: Gluon API (utils/gluon), post-activation, deep stem + stem2."""
+    return oct_resnet_v1(depth=50, variant='f', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet101_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-101 v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=101, variant='b', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet101_v1e(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-101 v1e: Gluon API (utils/gluon), post-activation, deep stem."""
+    return oct_resnet_v1(depth=101, variant='e', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnet101_v1f(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-101 v1f: Gluon API (utils/gluon), post-activation, deep stem + stem2."""
+    return oct_resnet_v1(depth=101, variant='f', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet152_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-152 v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=152, variant='b', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet152_v1e(classes=1000, alpha=0.125, **kwargs):
+    """Oct-ResNet-152 v1e: Gluon API (utils/gluon), post-activation, deep stem.
+    With ``use_se=True``: the README's Oct-ResNet-152 + SE (alpha 0.125)."""
+    return oct_resnet_v1(depth=152, variant='e', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet152_v1f(classes=1000, alpha=0.125, **kwargs):
+    """Oct-ResNet-152 v1f: Gluon API (utils/gluon), post-activation, deep stem + stem2.
+    The README's Oct-ResNet-152 (alpha 0.125)."""
+    return oct_resnet_v1(depth=152, variant='f', alpha=alpha, classes=classes, **kwargs)
+
+
+register_alias('oct_resnet152', 'oct_resnet152_v1f')
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet200_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-200 v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=200, variant='b', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet200_v1e(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-200 v1e: Gluon API (utils/gluon), post-activation, deep stem."""
+    return oct_resnet_v1(depth=200, variant='e', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnet200_v1f(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-200 v1f: Gluon API (utils/gluon), post-activation, deep stem + stem2."""
+    return oct_resnet_v1(depth=200, variant='f', alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V2)
+def oct_resnet50_v2b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-50 v2b: Gluon API (utils/gluon), pre-activation, 1x1-conv classifier.
+    Not the Symbol-API ``oct_resnet50_v2`` (``oct_sym_resnet50_v2``, ablation table)."""
+    return oct_resnet_v2(depth=50, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V2)
+def oct_resnet101_v2b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-101 v2b: Gluon API (utils/gluon), pre-activation, 1x1-conv classifier.
+    Not the Symbol-API ``oct_resnet101_v2`` (``oct_sym_resnet101_v2``, ablation table)."""
+    return oct_resnet_v2(depth=101, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V2, slow=True)
+def oct_resnet152_v2b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-152 v2b: Gluon API (utils/gluon), pre-activation, 1x1-conv classifier.
+    Not the Symbol-API ``oct_resnet152_v2`` (``oct_sym_resnet152_v2``, ablation table)."""
+    return oct_resnet_v2(depth=152, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V1)
+def oct_resnext50_32x4d_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-50 32x4d v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=50, variant='b', groups=32, alpha=alpha, classes=classes,
+                         **kwargs)
+
+
+@register_model('octconv', reference=_V1, slow=True)
+def oct_resnext101_32x4d_v1b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-101 32x4d v1b: Gluon API (utils/gluon), post-activation, stride on the 3x3."""
+    return oct_resnet_v1(depth=101, variant='b', groups=32, alpha=alpha, classes=classes,
+                         **kwargs)
+
+
+@register_model('octconv', reference=_V2)
+def oct_resnext50_32x4d_v2b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-50 32x4d v2b: Gluon API (utils/gluon), pre-activation.
+    Not the Symbol-API ``oct_resnext50_32x4d_v2`` (``oct_sym_resnext50_32x4d_v2``)."""
+    return oct_resnet_v2(depth=50, groups=32, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_V2, slow=True)
+def oct_resnext101_32x4d_v2b(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-101 32x4d v2b: Gluon API (utils/gluon), pre-activation.
+    Not the Symbol-API ``oct_resnext101_32x4d_v2`` (``oct_sym_resnext101_32x4d_v2``)."""
+    return oct_resnet_v2(depth=101, groups=32, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_MOBILENET_V1)
+def oct_mobilenet_v1_075(classes=1000, alpha=0.375, **kwargs):
+    """Oct-MobileNet v1 x0.75: Gluon API (utils/gluon); the README's alpha 0.375."""
+    return oct_mobilenet_v1(multiplier=0.75, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_MOBILENET_V1)
+def oct_mobilenet_v1_100(classes=1000, alpha=0.5, **kwargs):
+    """Oct-MobileNet v1 x1.0: Gluon API (utils/gluon); the README's alpha 0.5."""
+    return oct_mobilenet_v1(multiplier=1.0, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_MOBILENET_V2)
+def oct_mobilenet_v2_100(classes=1000, alpha=0.375, **kwargs):
+    """Oct-MobileNet v2 x1.0: Gluon API (utils/gluon); the README's alpha 0.375."""
+    return oct_mobilenet_v2(multiplier=1.0, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_MOBILENET_V2)
+def oct_mobilenet_v2_1125(classes=1000, alpha=0.5, **kwargs):
+    """Oct-MobileNet v2 x1.125: Gluon API (utils/gluon); the README's alpha 0.5."""
+    return oct_mobilenet_v2(multiplier=1.125, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_DENSENET)
+def oct_densenet121(classes=1000, alpha=0.25, **kwargs):
+    """Oct-DenseNet-121: Gluon API (utils/gluon), octave stem conv and dense blocks 1-3.
+    Not the Symbol-API ``oct_densenet121_v2`` (``oct_sym_densenet121_v2``)."""
+    return oct_densenet(depth=121, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_DENSENET, slow=True)
+def oct_densenet161(classes=1000, alpha=0.25, **kwargs):
+    """Oct-DenseNet-161: Gluon API (utils/gluon), octave stem conv and dense blocks 1-3."""
+    return oct_densenet(depth=161, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_DENSENET, slow=True)
+def oct_densenet169(classes=1000, alpha=0.25, **kwargs):
+    """Oct-DenseNet-169: Gluon API (utils/gluon), octave stem conv and dense blocks 1-3."""
+    return oct_densenet(depth=169, alpha=alpha, classes=classes, **kwargs)
+
+
+@register_model('octconv', reference=_DENSENET, slow=True)
+def oct_densenet201(classes=1000, alpha=0.25, **kwargs):
+    """Oct-DenseNet-201: Gluon API (utils/gluon), octave stem conv and dense blocks 1-3."""
+    return oct_densenet(depth=201, alpha=alpha, classes=classes, **kwargs)
 
 
 # --------------------------------------------------------------------------- converter

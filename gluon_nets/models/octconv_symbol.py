@@ -24,6 +24,14 @@ accepted; others raise ``ValueError`` naming the constraint (ResNeXt: every octa
 of the grouped 3x3 convs must divide into ``min(part, 32)`` groups, so e.g. 0.125 fails;
 DenseNet: ``int(32 * alpha) >= 1``, so alpha 0 fails).
 
+Names: the registry keeps the ``_v2`` names (``oct_resnet50_v2``; held-out goldens use
+them), and each model also answers to an alias that says which code base it is,
+``oct_sym_`` + the rest of the name (``oct_sym_resnet50_v2``), the scheme of the golden
+files. ``oct_resnet50_v2b`` etc. are the *Gluon* API's pre-activation ResNets
+(:mod:`gluon_nets.models.octconv`), a different implementation. The family ``octconv``
+is declared once, in that module; the models here override its data config (the Symbol
+API's ``score.py`` recipe, :data:`SYMBOL_API_DATA_CONFIG`) and classifier name.
+
 Parameter names follow the reference's Symbol names through :func:`reference_mapping`;
 :func:`load_symbol_checkpoint` reads ``<prefix>-symbol.json`` + ``<prefix>-NNNN.params``
 (``arg:``/``aux:`` keys), and the converter registered here accepts those keys too, so
@@ -33,19 +41,23 @@ X-0100.params`` works on the authors' checkpoints.
 import json
 import os
 
+import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..convert import ConversionError, ConversionPlan, load_checkpoint, register_converter
-from ..model_zoo import get_model, register_model
-from ..nn.blocks import ResNetStem, SqueezeExcite, concat_channels
+from ..model_zoo import (ConversionError, ConversionPlan, get_model, read_mxnet_params,
+                         register_alias, register_converter, register_model)
+from ..nn.blocks import ResNetStem, SqueezeExcite, concat_channels, resnet_stage_blocks
 from ..nn.octave import OctActivation, OctBatchNorm, OctConv2D, OctSE, oct_add
+# the family (paper, data config, --alpha flag) is declared once, there; importing it
+# first also orders the declaration before the models below
+from .octconv import FAMILY  # noqa: F401
 
 __all__ = ['OctResNetV2Symbol', 'OctDenseNetSymbol', 'PreActConv', 'PreActBottleneck',
            'DenseLayer', 'Transition', 'SymbolOctSE', 'reference_mapping',
            'load_symbol_checkpoint', 'strip_symbol_prefixes', 'check_alpha', 'PLAIN',
-           'SYMBOL_MODELS']
+           'SYMBOL_MODELS', 'SYMBOL_API_DATA_CONFIG']
 
 #: ``alpha`` value that selects the plain baseline (the reference's ``ratio=-1``).
 PLAIN = -1
@@ -465,61 +477,127 @@ class OctDenseNetSymbol(_SymbolNet):
 
 # --------------------------------------------------------------------------- registry
 
-_RESNET_LAYERS = {26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
-                  152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
+#: evaluation recipe of the reference's Symbol API, ``utils/symbol/score.py``:
+#: ``ImageRecordIter(resize=256, data_shape=(3, 224, 224), rand_crop=False,
+#: inter_method=2)`` (short side 256 by bicubic, centre crop 224) with ``--rgb-mean``
+#: 124,117,104 subtracted and one ``scale=0.0167`` for every channel (std 1 / 0.0167 on
+#: the 0-255 scale); here on the 0-1 scale
+SYMBOL_API_DATA_CONFIG = dict(input_size=(3, 224, 224), crop_ratio=224 / 256,
+                              interpolation='bicubic',
+                              mean=(124 / 255, 117 / 255, 104 / 255),
+                              std=(1 / (0.0167 * 255),) * 3)
 
-_DOC_ALPHA = ('``alpha``: the reference\'s ratio, in [0, 1) or -1 for the plain baseline '
-              '(default 0.25).')
+# what every Symbol-API entry overrides in the family's declaration
+_SYMBOL_API = dict(paper=_PAPER, data_config=SYMBOL_API_DATA_CONFIG, classifier='classifier')
 
-
-def _resnet(depth, classes=1000, alpha=0.25, **kwargs):
-    return OctResNetV2Symbol(_RESNET_LAYERS[depth], alpha=alpha, classes=classes, **kwargs)
-
-
-# (name, depth, extra kwargs, reference file, params, macs at alpha .25 / 224, slow)
-_RESNETS = [
-    ('oct_resnet26_v2', 26, {}, 'symbol_resnetv2.py', 15991336, 1858158592, False),
-    ('oct_resnet50_v2', 50, {}, 'symbol_resnetv2.py', 25553192, 3103526912, False),
-    ('oct_resnet101_v2', 101, {}, 'symbol_resnetv2.py', 44545320, 5597675520, False),
-    ('oct_resnet152_v2', 152, {}, 'symbol_resnetv2.py', 60188968, 8091824128, True),
-    ('oct_resnet200_v2', 200, {}, 'symbol_resnetv2.py', 64669992, 10439258112, True),
-    ('oct_se_resnet50_v2', 50, {'use_se': True}, 'symbol_seresnetv2.py', 28084184,
-     3106041856, False),
-    ('oct_resnext50_32x4d_v2', 50, {'groups': 32, 'width_scale': 2},
-     'symbol_resnextv2_32x4d.py', 25025064, 3170988544, False),
-    ('oct_resnext101_32x4d_v2', 101, {'groups': 32, 'width_scale': 2},
-     'symbol_resnextv2_32x4d.py', 44173864, 5683476480, False),
-]
+# Every model maps (N, 3, H, W), H and W multiples of 32, to (N, classes) logits.
+# ``alpha``: the reference's ratio, in [0, 1), or -1 (PLAIN) for the plain baseline.
 
 
-def _register_resnet(name, depth, extra, ref_file, params, macs, slow):
-    def build(classes=1000, alpha=0.25, **kwargs):
-        options = dict(extra)
-        options.update(kwargs)
-        return _resnet(depth, classes=classes, alpha=alpha, **options)
-    kind = ('SE-ResNet' if extra.get('use_se') else
-            'ResNeXt 32x4d' if extra.get('groups') else 'ResNet')
-    build.__name__ = name
-    build.__doc__ = ('Oct-%s-%d v2 of the ablation table (Symbol API, pre-activation); '
-                     '(N, 3, H, W) -> (N, classes). %s' % (kind, depth, _DOC_ALPHA))
-    register_model('octconv', paper=_PAPER, reference=_REF + ref_file, params=params, macs=macs,
-                   min_input_size=32, slow=slow, name=name)(build)
+@register_model('octconv', reference=_REF + 'symbol_resnetv2.py', **_SYMBOL_API)
+def oct_resnet26_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-26 v2: Symbol API (utils/symbol), pre-activation, ablation table."""
+    return OctResNetV2Symbol(resnet_stage_blocks(26), alpha=alpha, classes=classes, **kwargs)
 
 
-for _entry in _RESNETS:
-    _register_resnet(*_entry)
+register_alias('oct_sym_resnet26_v2', 'oct_resnet26_v2')
 
 
-@register_model('octconv', paper=_PAPER, reference=_REF + 'symbol_densenet.py', params=7978856,
-                macs=2017246208, min_input_size=32)
+@register_model('octconv', reference=_REF + 'symbol_resnetv2.py', **_SYMBOL_API)
+def oct_resnet50_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-50 v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    Not the Gluon-API ``oct_resnet50_v2b`` (1x1-conv classifier, BN eps 1e-5)."""
+    return OctResNetV2Symbol(resnet_stage_blocks(50), alpha=alpha, classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnet50_v2', 'oct_resnet50_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_resnetv2.py', **_SYMBOL_API)
+def oct_resnet101_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-101 v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    Not the Gluon-API ``oct_resnet101_v2b`` (1x1-conv classifier, BN eps 1e-5)."""
+    return OctResNetV2Symbol(resnet_stage_blocks(101), alpha=alpha, classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnet101_v2', 'oct_resnet101_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_resnetv2.py', slow=True, **_SYMBOL_API)
+def oct_resnet152_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-152 v2: Symbol API (utils/symbol), pre-activation.
+
+    A depth of the reference's builder that the README's ablation table leaves out. Not
+    the Gluon-API ``oct_resnet152_v2b`` (1x1-conv classifier, BN eps 1e-5)."""
+    return OctResNetV2Symbol(resnet_stage_blocks(152), alpha=alpha, classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnet152_v2', 'oct_resnet152_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_resnetv2.py', slow=True, **_SYMBOL_API)
+def oct_resnet200_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNet-200 v2: Symbol API (utils/symbol), pre-activation, ablation table."""
+    return OctResNetV2Symbol(resnet_stage_blocks(200), alpha=alpha, classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnet200_v2', 'oct_resnet200_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_seresnetv2.py', **_SYMBOL_API)
+def oct_se_resnet50_v2(classes=1000, alpha=0.25, use_se=True, **kwargs):
+    """Oct-SE-ResNet-50 v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    ``use_se`` is a keyword (default on) so that the trainer's ``--use-se`` applies."""
+    return OctResNetV2Symbol(resnet_stage_blocks(50), alpha=alpha, use_se=use_se,
+                             classes=classes, **kwargs)
+
+
+register_alias('oct_sym_se_resnet50_v2', 'oct_se_resnet50_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_resnextv2_32x4d.py', **_SYMBOL_API)
+def oct_resnext50_32x4d_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-50 32x4d v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    Not the Gluon-API ``oct_resnext50_32x4d_v2b``."""
+    return OctResNetV2Symbol(resnet_stage_blocks(50), alpha=alpha, groups=32, width_scale=2,
+                             classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnext50_32x4d_v2', 'oct_resnext50_32x4d_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_resnextv2_32x4d.py', **_SYMBOL_API)
+def oct_resnext101_32x4d_v2(classes=1000, alpha=0.25, **kwargs):
+    """Oct-ResNeXt-101 32x4d v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    Not the Gluon-API ``oct_resnext101_32x4d_v2b``."""
+    return OctResNetV2Symbol(resnet_stage_blocks(101), alpha=alpha, groups=32, width_scale=2,
+                             classes=classes, **kwargs)
+
+
+register_alias('oct_sym_resnext101_32x4d_v2', 'oct_resnext101_32x4d_v2')
+
+
+@register_model('octconv', reference=_REF + 'symbol_densenet.py', **_SYMBOL_API)
 def oct_densenet121_v2(classes=1000, alpha=0.25, **kwargs):
-    """Oct-DenseNet-121 of the ablation table (Symbol API: plain stem, low part grown from
-    dense block 1); (N, 3, H, W) -> (N, classes). ``alpha``: the reference's ratio, with
-    int(32 * alpha) >= 1, or -1 for the plain DenseNet-121 (default 0.25)."""
+    """Oct-DenseNet-121 v2: Symbol API (utils/symbol), pre-activation, ablation table.
+
+    Plain stem, low part grown from dense block 1; ``alpha`` needs ``int(32 * alpha) >= 1``.
+    Not the Gluon-API ``oct_densenet121`` (octave stem conv)."""
     return OctDenseNetSymbol((6, 12, 24, 16), alpha=alpha, classes=classes, **kwargs)
 
 
-SYMBOL_MODELS = [entry[0] for entry in _RESNETS] + ['oct_densenet121_v2']
+register_alias('oct_sym_densenet121_v2', 'oct_densenet121_v2')
+
+#: registry names of this module's models (the Symbol-API converter below serves them;
+#: their ``oct_sym_*`` aliases resolve to these)
+SYMBOL_MODELS = tuple(fn.__name__ for fn in (
+    oct_resnet26_v2, oct_resnet50_v2, oct_resnet101_v2, oct_resnet152_v2, oct_resnet200_v2,
+    oct_se_resnet50_v2, oct_resnext50_32x4d_v2, oct_resnext101_32x4d_v2, oct_densenet121_v2))
 
 
 # --------------------------------------------------------------------------- conversion
@@ -561,10 +639,11 @@ def load_symbol_checkpoint(prefix, epoch):
     MXNet parameter file, or if the graph declares parameters that the .params file lacks.
     """
     params_path = '%s-%04d.params' % (prefix, int(epoch))
-    raw = load_checkpoint(params_path)
+    raw = read_mxnet_params(params_path)
     if not any(k.startswith(('arg:', 'aux:')) for k in raw):
         raise ConversionError('%s has no arg:/aux: keys: not a Symbol checkpoint (for a '
-                              'save_parameters file use load_checkpoint)' % params_path)
+                              'save_parameters file use gluon_nets.convert.load_checkpoint)'
+                              % params_path)
     state_dict = strip_symbol_prefixes(raw)
     symbol_path = '%s-symbol.json' % prefix
     if os.path.isfile(symbol_path):

@@ -43,17 +43,20 @@ from mxnet import autograd, ndarray
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..convert import ConversionError, ConversionPlan, register_converter
-from ..model_zoo import get_model, register_model
-from ..nn import Bottleneck, ResNetStem, concat_channels
+from ..model_zoo import (ConversionError, ConversionPlan, get_model, register_converter,
+                         register_family, register_model)
+from ..nn import Bottleneck, ResNetStem, concat_channels, resnet_stage_blocks
 
 __all__ = ['ScaleNet', 'ScaleAggregation', 'SABottleneck', 'scalenet', 'load_structure',
-           'kernel_sizes_for', 'stage_sizes', 'min_input_size', 'STRUCTURES']
+           'kernel_sizes_for', 'stage_sizes', 'min_input_size', 'STRUCTURES', 'STRUCTURE_DEPTHS']
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 STRUCTURE_DIR = os.path.join(_HERE, 'scalenet_structures')
-#: structures shipped as package data (from Eli-YiLi/ScaleNet, see NOTICE there)
-STRUCTURES = ('scalenet50', 'scalenet50_light', 'scalenet101', 'scalenet152')
+#: structures shipped as package data (from Eli-YiLi/ScaleNet, see NOTICE there), each with
+#: the ResNet depth whose stage layout (nn.RESNET_STAGE_BLOCKS) its rows fill
+STRUCTURE_DEPTHS = {'scalenet50': 50, 'scalenet50_light': 50, 'scalenet101': 101,
+                    'scalenet152': 152}
+STRUCTURES = tuple(STRUCTURE_DEPTHS)
 #: pooling factor of each branch; the reference uses 7 (not 8) for the last one
 SCALES = (1, 2, 4, 7)
 _WIDTHS = (64, 128, 256, 512)
@@ -499,37 +502,57 @@ class ScaleNet(HybridBlock):
 def scalenet(structure='scalenet50', classes=1000, layers=None, **kwargs):
     """Build a ScaleNet from any structure (shipped name, JSON path or list of rows).
 
-    See :class:`ScaleNet` for ``layers``, ``kernel_sizes``, ``kernel_rule`` and
-    ``input_size``. Returns an uninitialised (N, 3, H, W) -> (N, classes) HybridBlock.
+    ``layers`` (blocks per stage) defaults to the ResNet depth's layout for a shipped
+    structure and is inferred from the ``side`` column otherwise. See :class:`ScaleNet`
+    for ``kernel_sizes``, ``kernel_rule``, ``input_size`` and ``fast_inference``.
+    Returns an uninitialised (N, 3, H, W) -> (N, classes) HybridBlock.
     """
+    if layers is None and isinstance(structure, str) and structure in STRUCTURE_DEPTHS:
+        layers = resnet_stage_blocks(STRUCTURE_DEPTHS[structure])
     return ScaleNet(structure, layers=layers, classes=classes, **kwargs)
 
 
-_MODELS = {
-    # name: (layers, params, macs at 224)
-    'scalenet50': ([3, 4, 6, 3], 31483618, 3818372352),
-    'scalenet50_light': ([3, 4, 6, 3], 23631912, 2861475840),
-    'scalenet101': ([3, 4, 23, 3], 54792390, 7511097600),
-    'scalenet152': ([3, 8, 36, 3], 77220070, 11211951616),
-}
+register_family(
+    'scalenet', paper=_PAPER, reference=_REFERENCE,
+    # Eli-YiLi/ScaleNet ships no training or evaluation code, so it states no pipeline:
+    # the standard ImageNet one (resize 256, centre crop 224, bilinear, ImageNet mean/std)
+    data_config=dict(input_size=(3, 224, 224), crop_ratio=224 / 256, interpolation='bilinear',
+                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    classifier='fc',
+    weights="the authors' PyTorch weights (scalenet50/50_light/101/152 .pth), offered on "
+            "BaiduYun only (Eli-YiLi/ScaleNet README), which we could not reach; the "
+            "repository declares no licence (all rights reserved): convert them locally "
+            "(python -m gluon_nets.convert). The shipped structure files: "
+            "scalenet_structures/NOTICE.")
+
+# Each model is the authors' structure of that name; ``structure=`` swaps in another one
+# (its stage layout then comes with it).
+_MIN_SIZE = min_input_size()
 
 
-def _register(name, layers, params, macs):
-    def build(classes=1000, structure=name, **kwargs):
-        """ScaleNet-%s (Li et al., CVPR 2019) with the authors' neuron allocation."""
-        # a user structure brings its own stage layout (inferred from its sides)
-        default = layers if structure == name else None
-        return scalenet(structure, classes=classes, layers=kwargs.pop('layers', default),
-                        **kwargs)
-    build.__doc__ = ('ScaleNet %s (Li et al., CVPR 2019), structure from Eli-YiLi/ScaleNet.'
-                     % name[len('scalenet'):].lstrip('_').replace('_', ' '))
-    register_model('scalenet', paper=_PAPER, reference=_REFERENCE, params=params, macs=macs,
-                   min_input_size=min_input_size(), slow=name == 'scalenet152',
-                   name=name)(build)
+@register_model('scalenet', min_input_size=_MIN_SIZE)
+def scalenet50(classes=1000, structure='scalenet50', layers=None, input_size=224, **kwargs):
+    """ScaleNet-50 with the authors' neuron allocation (README top-1 err. 22.02)."""
+    return scalenet(structure, classes, layers, input_size=input_size, **kwargs)
 
 
-for _name, (_layers, _params, _macs) in _MODELS.items():
-    _register(_name, _layers, _params, _macs)
+@register_model('scalenet', min_input_size=_MIN_SIZE)
+def scalenet50_light(classes=1000, structure='scalenet50_light', layers=None, input_size=224,
+                     **kwargs):
+    """ScaleNet-50-light: ResNet-50's widths split over the scales (README top-1 err. 22.80)."""
+    return scalenet(structure, classes, layers, input_size=input_size, **kwargs)
+
+
+@register_model('scalenet', min_input_size=_MIN_SIZE)
+def scalenet101(classes=1000, structure='scalenet101', layers=None, input_size=224, **kwargs):
+    """ScaleNet-101 with the authors' neuron allocation (README top-1 err. 20.82)."""
+    return scalenet(structure, classes, layers, input_size=input_size, **kwargs)
+
+
+@register_model('scalenet', min_input_size=_MIN_SIZE, slow=True)
+def scalenet152(classes=1000, structure='scalenet152', layers=None, input_size=224, **kwargs):
+    """ScaleNet-152 with the authors' neuron allocation (README top-1 err. 20.06)."""
+    return scalenet(structure, classes, layers, input_size=input_size, **kwargs)
 
 
 # ----------------------------------------------------------------------------- converter

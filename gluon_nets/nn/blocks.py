@@ -9,8 +9,23 @@ BatchNorm so that ``optimize_for('MKLDNN')`` can fold it.
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-__all__ = ['concat_channels', 'ConvBNAct', 'SqueezeExcite', 'ChannelShuffle', 'ResNetStem',
+__all__ = ['RESNET_STAGE_BLOCKS', 'resnet_stage_blocks', 'concat_channels', 'ConvBNAct', 'SqueezeExcite', 'ChannelShuffle', 'ResNetStem',
            'Bottleneck', 'BasicBlock', 'conv_bn_downsample', 'batch_norm']
+
+
+#: residual blocks per stage of the ResNet depths the families use (He et al. 2016;
+#: 26 and 200 as in OctConv's and GluonCV's ResNet-v1b tables)
+RESNET_STAGE_BLOCKS = {18: (2, 2, 2, 2), 26: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
+                       101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
+
+
+def resnet_stage_blocks(depth, allowed=None):
+    """Blocks per stage (4-tuple) of a ResNet of ``depth``; ``ValueError`` naming the depths
+    in ``allowed`` (default: every depth of :data:`RESNET_STAGE_BLOCKS`) otherwise."""
+    allowed = tuple(sorted(allowed or RESNET_STAGE_BLOCKS))
+    if depth not in allowed:
+        raise ValueError('depth must be one of %s, got %r' % (list(allowed), depth))
+    return RESNET_STAGE_BLOCKS[depth]
 
 
 def concat_channels(F, *arrays):

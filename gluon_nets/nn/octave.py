@@ -357,7 +357,12 @@ class NormOnlyBatchNorm(HybridBlock):
     def __init__(self, in_channels, epsilon=1e-5, momentum=0.9, use_global_stats=False,
                  axis=1, prefix=None, params=None, **kwargs):
         super(NormOnlyBatchNorm, self).__init__(prefix=prefix, params=params)
+        # center/scale are False by construction (OctBatchNorm picks this class for them);
+        # the initializers of a net-wide norm_kwargs have no parameter here to initialise
         unknown = set(kwargs) - {'center', 'scale', 'gamma_initializer', 'beta_initializer'}
+        if kwargs.get('center') or kwargs.get('scale'):
+            raise ValueError('NormOnlyBatchNorm has no affine parameters: center and scale '
+                             'must be False')
         if unknown:
             raise TypeError('NormOnlyBatchNorm got unexpected arguments %s' % sorted(unknown))
         self._kw = dict(eps=epsilon, momentum=momentum, fix_gamma=True, axis=axis,

@@ -3,7 +3,8 @@
 Layout of ``--save-dir``::
 
     args.json                 the full argument set (written at start)
-    model.json                how to rebuild the net (name, kwargs, classes, input size, mean/std)
+    model.json                how to rebuild the net: model_zoo.model_record (model, kwargs,
+                              data_config, class_names) plus params/best_params and the data
     epoch-0007.params/.states the last complete epoch (params + trainer states)
     checkpoint.json           commit record: epoch, files, metrics so far, best, schedule position
     last.params               the same parameters as the last complete epoch (for eval.py)
@@ -18,34 +19,14 @@ that, so a ``kill -9`` at any moment leaves the previous checkpoint usable.
 import csv
 import json
 import os
-import tempfile
+import shutil
 
-__all__ = ['RunDir', 'write_json_atomic', 'METRIC_FIELDS']
+from ..utils.atomic import TEMP_PREFIX, atomic_path, save_params_atomic, write_json_atomic
+
+__all__ = ['RunDir', 'METRIC_FIELDS']
 
 METRIC_FIELDS = ['epoch', 'train_loss', 'train_acc', 'val_loss', 'val_top1', 'val_top5', 'lr',
                  'epoch_time_s', 'train_img_per_s']
-
-
-def _atomic(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=os.path.splitext(path)[1], dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json_atomic(path, obj):
-    def write(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-    _atomic(path, write)
 
 
 class RunDir:
@@ -59,14 +40,34 @@ class RunDir:
     def remove_stale_temps(self):
         """Delete half-written ``.tmp-*`` files a killed run left behind."""
         for name in os.listdir(self.path):
-            if name.startswith('.tmp-'):
+            if name.startswith(TEMP_PREFIX):
                 try:
                     os.remove(self.file(name))
                 except OSError:
                     pass
 
     def file(self, name):
+        """The path of ``name`` inside the run directory."""
         return os.path.join(self.path, name)
+
+    def write_json(self, name, obj):
+        """Write ``obj`` as JSON to the run directory's ``name``, atomically."""
+        write_json_atomic(self.file(name), obj)
+
+    def read_json(self, name):
+        """The JSON in the run directory's ``name``, or None if there is no such file."""
+        path = self.file(name)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except ValueError as err:
+            raise ValueError('%s is corrupt (%s)' % (path, err)) from None
+
+    def save_params(self, net, name):
+        """``net``'s parameters to the run directory's ``name``, atomically."""
+        save_params_atomic(net, self.file(name))
 
     def load(self):
         """The committed checkpoint record, or None if no epoch completed."""
@@ -86,15 +87,16 @@ class RunDir:
     def save_epoch(self, epoch, net, trainer, record, keep_copy=False):
         """Write epoch files, then commit ``record`` (it gets 'params'/'states' added)."""
         stem = 'epoch-%04d' % epoch
-        _atomic(self.file(stem + '.params'), net.save_parameters)
+        self.save_params(net, stem + '.params')
         if trainer is not None:
-            _atomic(self.file(stem + '.states'), trainer.save_states)
+            with atomic_path(self.file(stem + '.states')) as tmp:
+                trainer.save_states(tmp)
             record['states'] = stem + '.states'
         else:
             record['states'] = None
         record['params'] = stem + '.params'
         previous = self.load()
-        write_json_atomic(self.file('checkpoint.json'), record)
+        self.write_json('checkpoint.json', record)
         self._link(stem + '.params', 'last.params')
         if keep_copy:
             self._link(stem + '.params', '%s-%d.params' % (self.model_name, epoch))
@@ -107,30 +109,26 @@ class RunDir:
                     os.remove(self.file(old))
 
     def save_best(self, epoch, net, val_top1):
-        _atomic(self.file('best.params'), net.save_parameters)
-        write_json_atomic(self.file('best.json'), {'epoch': epoch, 'val_top1': val_top1,
-                                                  'params': 'best.params'})
+        self.save_params(net, 'best.params')
+        self.write_json('best.json', {'epoch': epoch, 'val_top1': val_top1, 'params': 'best.params'})
 
     def _link(self, src, dst):
         """``dst`` becomes the same file as ``src`` (hard link; a copy where links fail), atomically."""
-        def write(tmp):
+        with atomic_path(self.file(dst)) as tmp:
             os.remove(tmp)
             try:
                 os.link(self.file(src), tmp)
             except OSError:
-                import shutil
                 shutil.copyfile(self.file(src), tmp)
-        _atomic(self.file(dst), write)
 
     def write_metrics(self, rows):
         """Rewrite metrics.csv and curves.png from all rows so far (no gaps, no duplicates)."""
-        def write_csv(tmp):
+        with atomic_path(self.file('metrics.csv')) as tmp:
             with open(tmp, 'w', newline='') as f:
                 writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
                 writer.writeheader()
                 for row in rows:
                     writer.writerow({k: row.get(k) for k in METRIC_FIELDS})
-        _atomic(self.file('metrics.csv'), write_csv)
         try:
             self._plot(rows)
         except Exception as err:  # a plotting problem must not stop training
@@ -156,5 +154,6 @@ class RunDir:
         ax_acc.legend()
         fig.suptitle(self.model_name)
         fig.tight_layout()
-        _atomic(self.file('curves.png'), lambda tmp: fig.savefig(tmp, format='png', dpi=80))
+        with atomic_path(self.file('curves.png')) as tmp:
+            fig.savefig(tmp, format='png', dpi=80)
         plt.close(fig)

@@ -1,10 +1,27 @@
 """Command-line flags of ``train_imagenet.py``: GluonCV's names and meanings
-(``scripts/classification/imagenet/train_imagenet.py``) plus ours, and their checks."""
+(``scripts/classification/imagenet/train_imagenet.py``) plus ours, and their checks.
+
+The trainer knows no family: each family's :class:`~gluon_nets.model_zoo.ModelOption` s
+(``get_family(name).training.options``) join the parser in an argument group of
+their own, and :func:`constructor_kwargs` maps the ones with a ``kwarg`` to the
+model constructor. Building the parser imports every family, hence MXNet: set the
+thread count first (:func:`set_threads_from_argv`).
+"""
 import argparse
+import importlib
+import importlib.util
+import inspect
 import json
 import os
+from collections import OrderedDict
+from dataclasses import dataclass
 
-__all__ = ['build_parser', 'parse_args', 'set_threads_from_argv', 'UsageError']
+from ..model_zoo import ModelOption
+from ..utils import threads
+
+__all__ = ['build_parser', 'parse_args', 'set_threads_from_argv', 'UsageError',
+           'GENERIC_MODEL_OPTIONS', 'family_options', 'constructor_kwargs', 'option_given',
+           'import_modules', 'values_in_argv']
 
 
 class UsageError(ValueError):
@@ -41,7 +58,85 @@ def _positive_int(text):
     return value
 
 
-def build_parser():
+#: GluonCV's flags that are constructor keywords of many families' models. A model whose
+#: signature names the keyword gets it; one without it is refused unless the signature
+#: has ``**kwargs`` (the constructor then decides).
+GENERIC_MODEL_OPTIONS = (
+    ModelOption(('--use-se', '--use_se'), dict(dest='use_se', action='store_true',
+                help='SE blocks (models whose constructor has use_se)'), kwarg='use_se'),
+    ModelOption(('--final-drop',), dict(type=float, default=None,
+                help='dropout before the classifier (models whose constructor has final_drop)'),
+                kwarg='final_drop'),
+    ModelOption(('--last-gamma',), dict(action='store_true',
+                help='zero-init the last BN gamma of each residual block (models with last_gamma)'),
+                kwarg='last_gamma'),
+)
+
+
+@dataclass(frozen=True)
+class FamilyOption:
+    """A :class:`ModelOption` and the families declaring it (identical declarations
+    are merged)."""
+    option: ModelOption
+    families: tuple
+
+
+def _comparable(option):
+    return option.flags, option.kwarg, {k: v for k, v in option.argparse.items() if k != 'help'}
+
+
+def family_options():
+    """{dest: :class:`FamilyOption`} of every registered family, in family order.
+
+    Two families may declare the same option (same flags, kwarg and argparse settings;
+    the help text may differ): it is listed once. A flag two families declare
+    differently is a registry bug: ``ValueError`` naming both."""
+    from ..model_zoo import get_family, list_families
+    merged = OrderedDict()
+    owner_of_flag = {}
+    for family in list_families():
+        for option in get_family(family).training.options or ():
+            known = merged.get(option.dest)
+            if known is not None and _comparable(known.option) == _comparable(option):
+                merged[option.dest] = FamilyOption(known.option, known.families + (family,))
+                continue
+            if known is not None:
+                raise ValueError('families %s and %s both declare %s differently'
+                                 % (known.families[0], family, '/'.join(option.flags)))
+            for flag in option.flags:
+                if flag in owner_of_flag:
+                    raise ValueError('families %s and %s both declare %s differently'
+                                     % (owner_of_flag[flag], family, flag))
+                owner_of_flag[flag] = family
+            merged[option.dest] = FamilyOption(option, (family,))
+    return merged
+
+
+def _add_family_options(parser):
+    """One argument group per family with options (``--help`` lists them per family).
+    ``ValueError`` for a family option that is already a trainer flag or destination."""
+    taken_dests = {action.dest for action in parser._actions}
+    groups = {}
+    for entry in family_options().values():
+        option, family = entry.option, entry.families[0]
+        taken = [f for f in option.flags if f in parser._option_string_actions]
+        if taken or option.dest in taken_dests:
+            raise ValueError('family %s declares %s, which the trainer already has'
+                             % (family, '/'.join(taken) or 'destination ' + option.dest))
+        if family not in groups:
+            groups[family] = parser.add_argument_group(
+                '%s family options' % family, 'refused for models that do not take them')
+        settings = dict(option.argparse)
+        if len(entry.families) > 1:
+            settings['help'] = '%s (families: %s)' % (settings.get('help', ''),
+                                                     ', '.join(entry.families))
+        groups[family].add_argument(*option.flags, **settings)
+        taken_dests.add(option.dest)
+
+
+def build_parser(with_families=True):
+    """The trainer's parser: GluonCV's flags, ours and (``with_families``) every
+    family's options. Building it with families imports them (and MXNet)."""
     p = argparse.ArgumentParser(
         prog='train_imagenet.py',
         description='Train a gluon_nets model on ImageNet-style data (RecordIO shards, an image '
@@ -60,9 +155,11 @@ def build_parser():
     d.add_argument('--data-backend', default='mxnet', choices=['mxnet'],
                    help='only the MXNet backend (GluonCV\'s DALI backends are not supported)')
     d.add_argument('--input-size', type=_positive_int, default=None,
-                   help='training/validation crop size (default: 224, 32 for fashion-mnist-mini)')
-    d.add_argument('--crop-ratio', type=float, default=0.875,
-                   help='validation: resize to ceil(input_size/crop_ratio), centre crop')
+                   help='training/validation crop size (default: the embedded dataset\'s, 32 '
+                        'for fashion-mnist-mini, else the model\'s data_config: 224)')
+    d.add_argument('--crop-ratio', type=float, default=None,
+                   help='validation: resize to ceil(input_size/crop_ratio), centre crop '
+                        '(default: the dataset\'s or the model\'s, 0.875)')
     d.add_argument('--min-random-area', type=float, default=None,
                    help='smallest random-resized-crop area (GluonCV 0.08; dataset default)')
     d.add_argument('--rgb-mean', type=_float_list, default=None,
@@ -78,21 +175,11 @@ def build_parser():
 
     m = p.add_argument_group('model')
     m.add_argument('--model', default=None, help='a name from gluon_nets.list_models()')
-    m.add_argument('--alpha', type=float, default=None, help='OctConv low-frequency ratio')
     m.add_argument('--num-classes', type=_positive_int, default=None,
-                   help='classes (default: 1000, 10 for fashion-mnist-mini)')
-    m.add_argument('--use-se', '--use_se', dest='use_se', action='store_true',
-                   help='SE blocks (models whose constructor has use_se)')
-    m.add_argument('--final-drop', type=float, default=None,
-                   help='dropout before the classifier (models whose constructor has final_drop)')
-    m.add_argument('--last-gamma', action='store_true',
-                   help='zero-init the last BN gamma of each residual block (models with last_gamma)')
-    m.add_argument('--width-mult', type=float, default=None, help='width multiplier (LW-DNA hh_* models)')
-    m.add_argument('--embedding-dim', type=int, default=None, help='hypernetwork embedding (hh_* models)')
-    m.add_argument('--lwdna-ratio', type=float, default=None,
-                   help='hh_* models: run the LW-DNA search to this MACs ratio, then train the result')
-    m.add_argument('--lwdna-config', default=None,
-                   help='lwdna_* models: JSON file with the channel configuration to train')
+                   help='classes (default: the class folders of --data-dir, the embedded '
+                        'dataset\'s count, else the model\'s: 1000)')
+    for option in GENERIC_MODEL_OPTIONS:
+        m.add_argument(*option.flags, **option.argparse)
     m.add_argument('--model-kwargs', type=_json_dict, default={},
                    help='extra constructor kwargs as JSON, e.g. \'{"ed": 4}\'')
     m.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
@@ -149,6 +236,8 @@ def build_parser():
                         '(checks that distributed workers agree and read disjoint data)')
     r.add_argument('--max-iters', type=int, default=0,
                    help='stop each epoch after N batches (smoke tests; 0: full epochs)')
+    if with_families:
+        _add_family_options(p)
     return p
 
 
@@ -158,29 +247,51 @@ RESUME_OVERRIDABLE = {'resume', 'threads', 'num_workers', 'log_interval', 'no_pr
 
 
 def set_threads_from_argv(argv):
-    """Set OMP_NUM_THREADS from ``--threads N`` (default: all cores) before MXNet loads.
+    """Set OMP_NUM_THREADS from ``--threads N`` before MXNet loads (see
+    :func:`gluon_nets.utils.threads.set_threads_from_argv`)."""
+    return threads.set_threads_from_argv(argv, prog='train_imagenet.py')
 
-    MXNet reads OMP_NUM_THREADS once, when it is imported, and on these machines
-    uses a single thread when it is unset; so this scans argv by hand."""
-    threads = None
+
+def values_in_argv(argv, flag):
+    """Every value of ``flag V`` / ``flag=V`` in ``argv`` (for flags needed before the
+    parser exists: ``--import-module`` and ``--resume``)."""
+    values = []
     for i, token in enumerate(argv):
-        if token == '--threads' and i + 1 < len(argv):
-            threads = argv[i + 1]
-        elif token.startswith('--threads='):
-            threads = token.split('=', 1)[1]
-    if threads is None:
+        if token == flag and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif token.startswith(flag + '='):
+            values.append(token.split('=', 1)[1])
+    return values
+
+
+_IMPORTED_FILES = {}   # absolute path -> module: a .py given twice is run once
+
+
+def import_modules(modules):
+    """Import ``--import-module`` values (module names or ``.py`` files) once each.
+
+    They may register models and whole families (with their training options), so the
+    trainer imports them before it builds its parser. :class:`UsageError` (one line)
+    for a missing file or a module that fails to import."""
+    for name in modules or []:
+        if not name.endswith('.py'):
+            try:
+                importlib.import_module(name)
+            except Exception as err:
+                raise UsageError('--import-module %s: %s: %s' % (name, type(err).__name__, err)) from None
+            continue
+        path = os.path.abspath(os.path.expanduser(name))
+        if path in _IMPORTED_FILES:
+            continue
+        if not os.path.isfile(path):
+            raise UsageError('--import-module %s: no such file' % name)
+        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+        module = importlib.util.module_from_spec(spec)
         try:
-            cores = len(os.sched_getaffinity(0))  # the cores this process may use
-        except AttributeError:
-            cores = os.cpu_count() or 1
-        threads = os.environ.get('OMP_NUM_THREADS') or str(cores)
-    try:
-        if int(threads) < 1:
-            raise ValueError
-    except ValueError:
-        raise SystemExit('train_imagenet.py: error: --threads must be a positive integer, got %r' % threads)
-    os.environ['OMP_NUM_THREADS'] = str(int(threads))
-    return int(threads)
+            spec.loader.exec_module(module)
+        except Exception as err:
+            raise UsageError('--import-module %s: %s: %s' % (name, type(err).__name__, err)) from None
+        _IMPORTED_FILES[path] = module
 
 
 def parse_args(argv=None):
@@ -215,7 +326,7 @@ def check_args(args):
         raise UsageError('--rec-train needs --rec-val')
     if args.rec_val and not args.rec_train:
         raise UsageError('--rec-val needs --rec-train')
-    if not 0 < args.crop_ratio <= 1:
+    if args.crop_ratio is not None and not 0 < args.crop_ratio <= 1:
         raise UsageError('--crop-ratio must be in (0, 1], got %g' % args.crop_ratio)
     if args.min_random_area is not None and not 0 < args.min_random_area <= 1:
         raise UsageError('--min-random-area must be in (0, 1], got %g' % args.min_random_area)
@@ -239,15 +350,83 @@ def check_args(args):
         raise UsageError('-j/--num-data-workers must be >= 0')
     if args.num_gpus < 0:
         raise UsageError('--num-gpus must be >= 0')
-    if args.lwdna_ratio is not None and not 0 < args.lwdna_ratio < 1:
-        raise UsageError('--lwdna-ratio must be in (0, 1), got %g' % args.lwdna_ratio)
-    if args.lwdna_ratio is not None and not args.model.startswith('hh_'):
-        raise UsageError('--lwdna-ratio runs the LW-DNA search, which needs an hh_* model (got %s)'
-                         % args.model)
-    if args.lwdna_config and not args.model.startswith('lwdna_'):
-        raise UsageError('--lwdna-config trains a searched configuration: use an lwdna_* model (got %s)'
-                         % args.model)
-    if args.lwdna_config and not os.path.isfile(args.lwdna_config):
-        raise UsageError('--lwdna-config %s does not exist' % args.lwdna_config)
     if args.max_iters < 0:
         raise UsageError('--max-iters must be >= 0')
+
+
+# --------------------------------------------------------------- flags -> constructor kwargs
+def _option_default(option):
+    settings = option.argparse
+    if 'default' in settings:
+        return settings['default']
+    return {'store_true': False, 'store_false': True}.get(settings.get('action'))
+
+
+def option_given(args, option):
+    """True when ``args`` holds a value for ``option`` other than its default."""
+    return getattr(args, option.dest, None) != _option_default(option)
+
+
+def _signature(info):
+    """(explicit parameter names, has ``**kwargs``) of the model's constructor."""
+    try:
+        params = inspect.signature(info.fn).parameters
+    except (TypeError, ValueError):   # a builtin or odd callable: assume it takes anything
+        return set(), True
+    named = {n for n, p in params.items()
+             if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+    return named | set(info.default_kwargs), any(
+        p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _takers(kwarg):
+    from ..model_zoo import get_model_info, list_models
+    return [n for n in list_models(include_aliases=False) if kwarg in _signature(get_model_info(n))[0]]
+
+
+def _listed(names, limit=12):
+    if not names:
+        return 'none'
+    more = len(names) - limit
+    return ', '.join(names[:limit]) + (' (and %d more)' % more if more > 0 else '')
+
+
+def constructor_kwargs(args, info):
+    """The model constructor's kwargs from the flags: generic GluonCV flags, family
+    options with a ``kwarg``, then ``--model-kwargs`` on top.
+
+    :class:`UsageError` (one line naming the flag and the models that take it) when a
+    family option is given for a model whose constructor does not name its keyword, a
+    family option without a keyword is given for a model of another family, or a
+    generic flag is given for a constructor that neither names it nor has ``**kwargs``.
+    """
+    from ..model_zoo import list_models
+    named, open_kwargs = _signature(info)
+    kwargs = {}
+    for option in GENERIC_MODEL_OPTIONS:
+        if not option_given(args, option):
+            continue
+        if option.kwarg not in named and not open_kwargs:
+            raise UsageError('%s: model %s does not take %s; models that do: %s'
+                             % (option.flags[0], info.name, option.kwarg,
+                                _listed(_takers(option.kwarg))))
+        kwargs[option.kwarg] = getattr(args, option.dest)
+    for entry in family_options().values():
+        option = entry.option
+        if not option_given(args, option):
+            continue
+        if option.kwarg is None:
+            if info.family not in entry.families:
+                raise UsageError('%s: an option of the %s family; model %s is of family %s '
+                                 '(models that take it: %s)'
+                                 % (option.flags[0], '/'.join(entry.families), info.name,
+                                    info.family, _listed([n for f in entry.families for n in
+                                                          list_models(family=f)])))
+            continue
+        if option.kwarg not in named:
+            raise UsageError('%s: model %s does not take %s; models that do: %s'
+                             % (option.flags[0], info.name, option.kwarg,
+                                _listed(_takers(option.kwarg))))
+        kwargs[option.kwarg] = getattr(args, option.dest)
+    kwargs.update(args.model_kwargs or {})
+    return kwargs

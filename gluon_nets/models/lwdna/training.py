@@ -1,0 +1,137 @@
+"""LW-DNA's hooks into the trainer (see model_zoo.TrainingPlugin).
+
+Two flows, both ending with an ``lwdna_*`` net trained like any other:
+
+* ``--model hh_resnetXX --lwdna-ratio R``: build the search-stage net, run
+  :func:`.search.search` on the training batches once, keep its result in the run
+  directory (``lwdna_search.params``, ``lwdna_config.json``) and train the searched
+  ``lwdna_resnetXX`` with a cosine schedule (the reference's). A resumed run reuses
+  the stored result; a run killed during the search searches again.
+* ``--model lwdna_resnetXX --lwdna-config FILE``: copy the configuration into the run
+  directory and train ``lwdna_resnetXX`` with it.
+"""
+import json
+import os
+
+from ...model_zoo import ModelOption, TrainingPlugin
+
+__all__ = ['LWDNATraining', 'CONFIG_FILE', 'SEARCH_PARAMS_FILE']
+
+#: the searched (or given) width configuration, in the run directory
+CONFIG_FILE = 'lwdna_config.json'
+#: the searched net's weights, in the run directory
+SEARCH_PARAMS_FILE = 'lwdna_search.params'
+#: the RNG offset of the search (the trainer's own are -1 and the epochs)
+_SEARCH_SEED_OFFSET = -2
+
+
+def _is_search_net(info):
+    return info.name.startswith('hh_')
+
+
+def _is_searched_net(info):
+    return info.name.startswith('lwdna_')
+
+
+class LWDNATraining(TrainingPlugin):
+    """The LW-DNA flow: search an hh_* net, then train the searched lwdna_* net."""
+
+    options = (
+        ModelOption(('--width-mult',), dict(type=float, default=None,
+                    help='width multiplier of the search-stage net (hh_* models)'),
+                    kwarg='width_mult'),
+        ModelOption(('--embedding-dim',), dict(type=int, default=None,
+                    help='hypernetwork embedding size (hh_* models)'),
+                    kwarg='embedding_dim'),
+        ModelOption(('--lwdna-ratio',), dict(type=float, default=None,
+                    help='hh_* models: run the LW-DNA search to this MACs ratio, then train '
+                         'the searched lwdna_* net (cosine schedule)')),
+        ModelOption(('--lwdna-config',), dict(default=None,
+                    help='lwdna_* models: JSON file with the channel configuration to train')),
+    )
+
+    def check(self, args, info):
+        """One-line ``ValueError`` for flag values this model cannot train with."""
+        ratio, config = getattr(args, 'lwdna_ratio', None), getattr(args, 'lwdna_config', None)
+        if ratio is not None and not 0 < ratio < 1:
+            raise ValueError('--lwdna-ratio must be in (0, 1), got %g' % ratio)
+        if ratio is not None and not _is_search_net(info):
+            raise ValueError('--lwdna-ratio runs the LW-DNA search, which needs an hh_* model '
+                             '(got %s)' % info.name)
+        if config and not _is_searched_net(info):
+            raise ValueError('--lwdna-config trains a searched configuration: use an lwdna_* '
+                             'model (got %s)' % info.name)
+        if config and not args.resume and not os.path.isfile(config):
+            raise ValueError('--lwdna-config %s does not exist' % config)
+
+    def build(self, session):
+        """``(net, name, kwargs)`` for the two LW-DNA flows, None otherwise."""
+        args = session.args
+        if getattr(args, 'lwdna_config', None):
+            return self._given_config(session)
+        if getattr(args, 'lwdna_ratio', None) is not None:
+            return self._searched(session)
+        return None
+
+    # ------------------------------------------------------------------------ flows
+    def _given_config(self, session):
+        config = session.read_json(CONFIG_FILE)
+        if config is None:   # a new run: the run directory keeps its own copy
+            with open(session.args.lwdna_config) as f:
+                try:
+                    config = json.load(f)
+                except ValueError as err:
+                    raise ValueError('--lwdna-config %s is not valid JSON (%s)'
+                                     % (session.args.lwdna_config, err)) from None
+            session.write_json(CONFIG_FILE, config)
+        kwargs = {'config': config}
+        return session.make_net(session.name, kwargs), session.name, kwargs
+
+    def _searched(self, session):
+        config = session.read_json(CONFIG_FILE)
+        if config is None:
+            net, name, kwargs = self._search(session)
+        else:   # searched before this (resumed) run started
+            name = self._searched_name(session.info)
+            kwargs = {'config': config}
+            net = session.make_net(name, kwargs)
+            if not session.resumed and os.path.isfile(session.file(SEARCH_PARAMS_FILE)):
+                net.load_parameters(session.file(SEARCH_PARAMS_FILE), ctx=session.ctx)
+        if session.args.lr_mode != 'cosine':
+            session.log.info('LW-DNA: the searched net trains with a cosine schedule '
+                             '(--lr-mode %s ignored)', session.args.lr_mode)
+            session.set_arg('lr_mode', 'cosine')
+        return net, name, kwargs
+
+    def _search(self, session):
+        """Run the search on the training batches; store its config and weights."""
+        from .search import search
+        args = session.args
+        hh_net = session.make_net(initialize=False)   # the search initialises it its way
+        session.seed(_SEARCH_SEED_OFFSET)
+        session.train_data.set_epoch(-1)
+        device = session.ctx[0]
+
+        def batches():
+            for x, y in session.train_data:
+                yield x.as_in_context(device), y.as_in_context(device)
+        session.log.info('LW-DNA search on %s: target MACs ratio %g', session.name,
+                         args.lwdna_ratio)
+        try:
+            net, report = search(hh_net, batches(), session.ctx,
+                                 target_flops_ratio=args.lwdna_ratio, lr=args.lr,
+                                 momentum=args.momentum, wd=args.wd,
+                                 input_size=session.input_size, log=session.log.info)
+        except (ValueError, FloatingPointError) as err:
+            raise ValueError('LW-DNA search failed: %s' % err) from None
+        session.save_params(net, SEARCH_PARAMS_FILE)
+        session.write_json(CONFIG_FILE, report['config'])
+        session.log.info('LW-DNA search done: %s',
+                         {k: v for k, v in report.items() if k != 'config'})
+        session.barrier()
+        return net, report['model'], {'config': report['config']}
+
+    @staticmethod
+    def _searched_name(info):
+        """hh_resnetXX -> lwdna_resnetXX (the net :func:`.search.shrink` returns)."""
+        return 'lwdna_' + info.name[len('hh_'):]

@@ -1,0 +1,6 @@
+"""The bottom layer: small helpers every other layer may use (no MXNet at import).
+
+* :mod:`.atomic`  -- atomic, umask-honouring file writes
+* :mod:`.threads` -- OMP_NUM_THREADS before MXNet loads
+* :mod:`.metrics` -- top-k accuracy tallies
+"""
