@@ -43,7 +43,8 @@ __all__ = ['register_model', 'register_alias', 'register_family', 'register_conv
            'ConversionError', 'ModelConstructionError', 'pretrained_path', 'parse_model_kwargs',
            'cheapest_per_family', 'IMAGENET_DATA_CONFIG', 'NUMBERS_FILE', 'load_numbers',
            'resolve_data_config', 'model_record', 'read_model_record', 'build_model',
-           'read_mxnet_params']
+           'read_mxnet_params', 'get_model_list', 'default_model_root',
+           'canonical_kwargs', 'feature_net']
 
 NUMBERS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'model_numbers.json')
 
@@ -476,19 +477,61 @@ def _kwargs_tag(kwargs):
     return ('_' + '_'.join(parts)) if parts else ''
 
 
-def pretrained_path(name, root='~/.mxnet/models', **kwargs):
-    """Where ``get_model(name, pretrained=True, **kwargs)`` looks for converted weights."""
-    kwargs = {k: v for k, v in kwargs.items() if k != 'classes'}
-    return os.path.join(os.path.expanduser(root), name + _kwargs_tag(kwargs) + '.params')
+def default_model_root():
+    """Where converted weights live: ``$MXNET_HOME/models`` (GluonCV's rule), else
+    ``~/.mxnet/models``."""
+    return os.path.join(os.environ.get('MXNET_HOME') or os.path.join('~', '.mxnet'), 'models')
+
+
+def _explicit_defaults(info):
+    """The constructor's keyword defaults (signature and registered defaults)."""
+    import inspect
+    defaults = {k: p.default for k, p in inspect.signature(info.fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    defaults.update(info.default_kwargs)
+    return defaults
+
+
+def canonical_kwargs(name, **kwargs):
+    """``kwargs`` without the ones equal to the model's defaults (and without
+    ``classes``): two spellings of the same model give the same dict."""
+    defaults = _explicit_defaults(get_model_info(name))
+    out = {}
+    for key, value in kwargs.items():
+        if key == 'classes':
+            continue
+        if key in defaults and _same_value(defaults[key], value):
+            continue
+        out[key] = value
+    return out
+
+
+def _same_value(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+            not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def pretrained_path(name, root=None, **kwargs):
+    """Where ``get_model(name, pretrained=True, **kwargs)`` looks for converted weights:
+    ``<root>/<canonical name><tag of the non-default kwargs>.params`` (aliases resolved,
+    defaults dropped, so ``oct_resnet152`` and ``oct_resnet152_v1f, alpha=0.125`` are one
+    file); ``root`` defaults to :func:`default_model_root`."""
+    info = get_model_info(name)
+    tag = _kwargs_tag(canonical_kwargs(info.name, **kwargs))
+    return os.path.join(os.path.expanduser(root or default_model_root()),
+                        info.canonical_name + tag + '.params')
 
 
 def build_model(info, classes=1000, **kwargs):
     """Call the constructor of ``info`` with its default kwargs under ``kwargs``; bad
-    kwargs become :class:`ModelConstructionError` naming the model."""
+    kwargs become :class:`ModelConstructionError` naming the model. The net gets
+    ``get_classifier()`` and ``reset_classifier(num_classes)`` (timm's names)."""
     build_kwargs = copy.deepcopy(info.default_kwargs)
     build_kwargs.update(kwargs)
     try:
-        return info.fn(classes=classes, **build_kwargs)
+        net = info.fn(classes=classes, **build_kwargs)
     except ModelConstructionError:
         raise
     except TypeError as err:
@@ -497,45 +540,170 @@ def build_model(info, classes=1000, **kwargs):
     except (ValueError, AssertionError) as err:
         raise ModelConstructionError('%s: cannot be built with %s: %s'
                                      % (info.name, kwargs, err)) from None
+    _attach_classifier_methods(net, info.classifier)
+    return net
 
 
-def get_model(name, classes=1000, pretrained=False, ctx=None, root='~/.mxnet/models',
-              **kwargs):
-    """Build a registered model.
+def _attach_classifier_methods(net, attr):
+    import types
+    from .nn import features
+
+    def get_classifier(self):
+        """The final layer (attribute ``%s`` of this model)."""
+        return features.get_classifier(self, attr)
+
+    def reset_classifier(self, num_classes, init=None, ctx=None):
+        """Replace the final layer by a fresh one with ``num_classes`` outputs."""
+        return features.reset_classifier(self, attr, num_classes, init=init, ctx=ctx)
+    # plain attributes (functions are not Blocks, so Gluon does not register them)
+    object.__setattr__(net, 'get_classifier', types.MethodType(get_classifier, net))
+    object.__setattr__(net, 'reset_classifier', types.MethodType(reset_classifier, net))
+    object.__setattr__(net, 'classifier_name', attr)
+
+
+def _gluoncv_model(name, classes, pretrained, ctx, root, kwargs):
+    """A GluonCV model zoo name that is not ours -> GluonCV's net (None if unknown)."""
+    try:
+        from ._compat import import_gluoncv
+        gluoncv = import_gluoncv()
+    except Exception:   # gluoncv missing or broken: the name is simply unknown
+        return None
+    zoo = gluoncv.model_zoo
+    known = {n.lower() for n in zoo.get_model_list()}
+    if str(name).lower() not in known:
+        return None
+    import logging
+    logging.getLogger('gluon_nets').info(
+        '%s is not a gluon_nets model: building GluonCV\'s %s (gluoncv.model_zoo)', name, name)
+    args = dict(kwargs)
+    if classes != 1000:
+        args['classes'] = classes
+    if root is not None:
+        args['root'] = root
+    net = zoo.get_model(str(name).lower(), pretrained=pretrained, ctx=ctx, **args) \
+        if ctx is not None else zoo.get_model(str(name).lower(), pretrained=pretrained, **args)
+    for attr in ('output', 'fc', 'classifier', 'head'):
+        if hasattr(net, attr):
+            _attach_classifier_methods(net, attr)
+            break
+    return net
+
+
+def get_model(name, classes=1000, pretrained=False, ctx=None, root=None,
+              features_only=False, out_indices=None, **kwargs):
+    """Build a registered model (or, for a name only GluonCV knows, GluonCV's model).
 
     Parameters
     ----------
     name : str
-        A name from :func:`list_models` (case-insensitive).
+        A name from :func:`list_models` (case-insensitive), or a ``gluoncv.model_zoo``
+        name (logged: "building GluonCV's ...").
     classes : int
         Number of output classes; the net maps (N, 3, H, W) images to (N, classes) logits.
     pretrained : bool
-        Load converted weights from ``root`` (made with ``python -m gluon_nets.convert``);
-        nothing is ever downloaded.
+        Load converted weights from ``root`` (made with ``python -m gluon_nets.convert``;
+        nothing is ever downloaded). With ``classes`` different from the checkpoint's,
+        every weight but the classifier's is loaded and the classifier is initialised
+        afresh for ``classes`` (one log line says so): transfer learning.
     ctx : mx.Context or list, optional
         Where pretrained weights are loaded (ignored otherwise; call ``initialize``).
+    root : str, optional
+        Folder of converted weights (default ``$MXNET_HOME/models`` or ``~/.mxnet/models``).
+    features_only : bool
+        Return the backbone: a HybridBlock mapping (N, 3, H, W) to the list of stage
+        feature maps (reductions 2, 4, 8, 16, 32 as the model has them), with
+        ``feature_info`` (``num_chs``, ``reduction``, ``module`` per output). Its
+        parameters are the classifier model's (same structural names), so a converted
+        checkpoint loads with ``load_parameters(path, ignore_extra=True)``.
+    out_indices : sequence of int, optional
+        Which stage outputs ``features_only`` returns (default: all).
     **kwargs
         Family options (``alpha`` for OctConv, ``config`` for LW-DNA, ...).
 
     Returns
     -------
-    mxnet.gluon.HybridBlock, uninitialised unless ``pretrained``.
+    mxnet.gluon.HybridBlock, uninitialised unless ``pretrained``; it has
+    ``get_classifier()`` and ``reset_classifier(num_classes)``.
     """
-    info = get_model_info(name)
+    try:
+        info = get_model_info(name)
+    except ValueError:
+        net = _gluoncv_model(name, classes, pretrained, ctx, root, kwargs)
+        if net is None:
+            raise
+        return net
     net = build_model(info, classes=classes, **kwargs)
     if pretrained:
-        path = pretrained_path(info.name, root=root, **kwargs)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                'no converted weights for %s at %s; make them from the authors\' checkpoint with:\n'
-                '  python -m gluon_nets.convert --model %s%s --checkpoint CHECKPOINT --out %s'
-                % (info.name, path, info.name,
-                   ''.join(' --%s %s' % (k.replace('_', '-'), v) for k, v in sorted(kwargs.items())
-                           if k == 'alpha'),
-                   path))
-        import mxnet as mx
-        net.load_parameters(path, ctx=ctx or mx.cpu())
+        _load_pretrained(net, info, classes, ctx, pretrained_path(info.name, root=root, **kwargs),
+                         kwargs)
+    if features_only:
+        net = feature_net(net, info, out_indices=out_indices, **kwargs)
     return net
+
+
+def _load_pretrained(net, info, classes, ctx, path, kwargs):
+    import logging
+
+    import mxnet as mx
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            'no converted weights for %s at %s; make them from the authors\' checkpoint with:\n'
+            '  python -m gluon_nets.convert --model %s%s --checkpoint CHECKPOINT --out %s'
+            % (info.name, path, info.canonical_name,
+               ''.join(' --%s %s' % (k.replace('_', '-'), v) for k, v in sorted(kwargs.items())
+                       if k == 'alpha'), path))
+    ctx = ctx or mx.cpu()
+    loaded = read_mxnet_params(path)
+    ours = net._collect_params_with_prefix()
+    head = info.classifier + '.'
+    skipped = []
+    for key, value in loaded.items():
+        param = ours.get(key)
+        if key.startswith(head) and param is not None and param.shape is not None and \
+                any(s and s != v for s, v in zip(param.shape, value.shape)):
+            skipped.append((key, value.shape))
+    if skipped:
+        loaded = {k: v for k, v in loaded.items() if k not in dict(skipped)}
+        missing = sorted(set(ours) - set(loaded))
+        if any(not k.startswith(head) for k in missing):
+            raise ConversionError('%s does not fit %s: missing %s'
+                                  % (path, info.name, ', '.join(missing[:5])))
+        extra = sorted(set(loaded) - set(ours))
+        if extra:
+            raise ConversionError('%s does not fit %s: unexpected %s'
+                                  % (path, info.name, ', '.join(extra[:5])))
+        for key, value in loaded.items():
+            ours[key]._load_init(mx.nd.array(value, dtype=ours[key].dtype or 'float32'), ctx)
+        net.get_classifier().initialize(mx.init.Xavier(), ctx=ctx)
+        logging.getLogger('gluon_nets').info(
+            '%s: loaded %d pretrained parameters from %s; classifier %r re-initialised for '
+            '%d classes (the checkpoint has %s)', info.name, len(loaded), path,
+            info.classifier, classes, skipped[0][1][0])
+    else:
+        net.load_parameters(path, ctx=ctx)
+
+
+def feature_net(net, info=None, out_indices=None, input_size=None, **kwargs):
+    """The backbone of ``net`` (see ``get_model(features_only=True)``)."""
+    from .nn.features import FeatureNet, find_stage_outputs
+    size = input_size or (info.input_size if info else 224)
+    stages = find_stage_outputs(net, (1, 3, size, size))
+    if out_indices is not None:
+        try:
+            stages = [stages[i] for i in out_indices]
+        except (IndexError, TypeError):
+            raise ModelConstructionError('%s: out_indices %r; the model has %d stage outputs '
+                                         '(reductions %s)' % (
+                                             info.name if info else type(net).__name__,
+                                             out_indices, len(stages),
+                                             [r for _, _, r in stages])) from None
+    head = (info.classifier if info else getattr(net, 'classifier_name', '')).split('.')[0]
+    return FeatureNet(net, stages, exclude=(head,))
+
+
+def get_model_list():
+    """All registered names (GluonCV's spelling of :func:`list_models`)."""
+    return list_models()
 
 
 # ----------------------------------------------------------- the one preprocessing record

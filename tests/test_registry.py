@@ -179,7 +179,7 @@ _ALLOWED = {
     'nn': ('gluon_nets.nn', 'gluon_nets.utils'),
     'utils': ('gluon_nets.utils',),
     'models': ('gluon_nets.nn', 'gluon_nets.utils', 'gluon_nets.model_zoo', 'gluon_nets.models'),
-    'model_zoo.py': ('gluon_nets.utils',),
+    'model_zoo.py': ('gluon_nets.utils', 'gluon_nets.nn', 'gluon_nets._compat'),
 }
 
 
