@@ -136,3 +136,26 @@ def test_cache_names_are_canonical_and_honour_mxnet_home(monkeypatch, tmp_path):
     monkeypatch.setenv('MXNET_HOME', str(tmp_path))
     assert pretrained_path('menet108_8x1_g3') == os.path.join(str(tmp_path), 'models',
                                                               'menet108_8x1_g3.params')
+
+
+def test_backbone_under_a_gluoncv_segmentation_head(tmp_path):
+    """examples/backbone_segmentation.py: a converted classifier checkpoint loads into the
+    backbone, GluonCV's FCN head scores every pixel."""
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location(
+        'backbone_segmentation', os.path.join(ROOT, 'examples', 'backbone_segmentation.py'))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    classifier = _build('oct_resnet26_v1b')
+    path = str(tmp_path / 'converted.params')
+    save_params_atomic(classifier, path)
+    net, info = example.build('oct_resnet26_v1b', num_classes=5, size=64, params=path)
+    assert info[-1] == dict(num_chs=2048, reduction=32, module=info[-1]['module'])
+    stem = net.backbone._collect_params_with_prefix()['conv1.0.weight']
+    np.testing.assert_array_equal(
+        stem.data().asnumpy(),
+        classifier._collect_params_with_prefix()['conv1.0.weight'].data().asnumpy())
+    net.hybridize()
+    assert net(mx.nd.zeros((2, 3, 64, 64))).shape == (2, 5, 64, 64)
+    assert example.main(['--params', str(tmp_path / 'missing.params')]) == 2
