@@ -38,6 +38,8 @@ EXTRAS = {
     'test': ['pytest', 'pytest-timeout'],
     'torch': ['torch==2.13.0'],
     'onnx': ['onnx==1.14.1', 'onnxruntime==1.18.1'],
+    # serves our ONNX files (docs/deploy.md); installs beside numpy<1.24
+    'openvino': ['openvino==2026.4.1'],
 }
 
 setup(

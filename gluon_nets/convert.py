@@ -18,11 +18,17 @@ arrays (e.g. a reshape or a concatenation).
 ours is fed, every reference key is used (or explicitly ignored), every shape
 fits. All problems are reported together, and a net is returned only when all
 of it loaded. ``python -m gluon_nets.convert`` is the CLI.
+
+Nothing in a checkpoint runs code: PyTorch files are read with
+``torch.load(weights_only=True)`` (tensors, containers and plain values only); a
+legacy checkpoint that pickles other objects is refused unless the caller trusts it
+(``load_checkpoint(path, trust=True)``, ``--trust-checkpoint``), which warns naming it.
 """
 import argparse
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,8 +138,8 @@ def convert_state_dict(name, state_dict, ctx=None, grad_req=None, **kwargs):
     problems.extend('unexpected: checkpoint key %s is not used by %s' % (k, info.name)
                     for k in unexpected)
     if problems:
-        raise ConversionError('%d problem(s) converting weights for %s:\n  %s'
-                              % (len(problems), info.name, '\n  '.join(problems)))
+        raise ConversionError(_problem_report(info, problems, len(ours), len(state_dict),
+                                              len(used)))
 
     ctx = ctx or mx.cpu()
     if grad_req is not None:
@@ -144,10 +150,69 @@ def convert_state_dict(name, state_dict, ctx=None, grad_req=None, **kwargs):
     return plan.net
 
 
-def load_checkpoint(path):
+#: problems listed one per line up to this many; beyond, a summary per kind
+_LISTED_PROBLEMS = 12
+
+
+def _problem_report(info, problems, num_ours, num_theirs, num_used):
+    """The ConversionError text: every problem when there are few, else a count per
+    kind with the first few, and a hint when the checkpoint is another model's."""
+    head = '%d problem(s) converting weights for %s' % (len(problems), info.name)
+    if len(problems) <= _LISTED_PROBLEMS:
+        return '%s:\n  %s' % (head, '\n  '.join(problems))
+    kinds = {}
+    for problem in problems:
+        kind, _, detail = problem.partition(': ')
+        key = re.match(r'(?:checkpoint key |nothing in the checkpoint feeds )(\S+)', detail)
+        kinds.setdefault(kind, []).append(key.group(1) if key else detail)
+    parts = ['%d %s (%s, ...)' % (len(items), kind, ', '.join(items[:3]))
+             for kind, items in kinds.items()]
+    if num_used < num_ours / 2:
+        parts.append('only %d of the %d checkpoint keys match the %d parameters: the '
+                     'checkpoint looks like another model or family, check --model'
+                     % (num_used, num_theirs, num_ours))
+    return '%s: %s' % (head, '; '.join(parts))
+
+
+def _mxnet_reason(err):
+    """The readable line of an MXNet error (its text carries a C++ stack trace)."""
+    text = str(err).split('Stack trace')[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if 'Check failed' in line or line.startswith('MXNetError'):
+            return line
+    useful = [line for line in lines if not line.startswith(('Traceback', 'File '))]
+    return useful[-1] if useful else type(err).__name__
+
+
+def _is_weights_only_refusal(err):
+    """True when ``torch.load(weights_only=True)`` refused a readable pickle because
+    it imports something other than tensors and plain values (torch names the global
+    it blocked), not because the file is corrupt ("Unsupported operand")."""
+    return re.search(r'unsupported global|GLOBAL \S+|unsupported class', str(err),
+                     re.IGNORECASE) is not None
+
+
+def _torch_reason(err):
+    """The informative line of a ``torch.load`` error (its text is paragraphs of advice)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if 'WeightsUnpickler error' in line:
+            detail = line.partition('WeightsUnpickler error')[2].strip(' :')
+            detail = detail or (lines[i + 1] if i + 1 < len(lines) else '')
+            return 'not a PyTorch checkpoint, or a corrupt one (%s)' % (detail or 'unreadable')
+    return lines[0] if lines else type(err).__name__
+
+
+def load_checkpoint(path, trust=False):
     """Read ``.pth``/``.pth.tar``/``.pt`` (torch extra) or MXNet ``.params`` into a
     {name: numpy array} dict. MXNet Symbol checkpoints keep their ``arg:``/``aux:``
-    prefixes (a family converter may strip them)."""
+    prefixes (a family converter may strip them).
+
+    PyTorch files load with ``weights_only=True``, which runs no code from the file. A
+    legacy checkpoint that needs full unpickling (it stores model objects) is refused
+    with a :class:`ConversionError`, unless ``trust`` is True: then it is unpickled
+    (which can run any code the file holds) after a warning naming it."""
     if not os.path.isfile(path):
         raise FileNotFoundError('checkpoint %s does not exist' % path)
     if path.endswith(('.pth', '.pth.tar', '.pt', '.tar')):
@@ -157,13 +222,38 @@ def load_checkpoint(path):
             raise ImportError('reading %s needs PyTorch: pip install "gluon_nets[torch]"'
                               % path) from None
         try:
-            obj = torch.load(path, map_location='cpu', weights_only=False)
-        except Exception as err:  # corrupt file, wrong format
-            raise ConversionError('cannot read %s as a PyTorch checkpoint: %s' % (path, err)) from None
+            obj = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as err:  # corrupt file, wrong format, or objects beyond weights
+            if not _is_weights_only_refusal(err):
+                raise ConversionError('cannot read %s as a PyTorch checkpoint: %s'
+                                      % (path, _torch_reason(err))) from None
+            if not trust:
+                raise ConversionError(
+                    '%s is a legacy pickled checkpoint: loading it would run code stored in the '
+                    'file; if you trust where it comes from, pass --trust-checkpoint '
+                    '(load_checkpoint(path, trust=True))' % path) from None
+            warnings.warn('unpickling trusted checkpoint %s with weights_only=False: it can run '
+                          'any code it holds' % path, stacklevel=2)
+            try:
+                obj = torch.load(path, map_location='cpu', weights_only=False)
+            except Exception as err2:
+                raise ConversionError('cannot read %s as a PyTorch checkpoint: %s'
+                                      % (path, _torch_reason(err2))) from None
         if hasattr(obj, 'state_dict') and not isinstance(obj, dict):
             obj = obj.state_dict()
+        if not isinstance(obj, dict):
+            raise ConversionError('%s holds a %s, not a state dict of named tensors'
+                                  % (path, type(obj).__name__))
         return obj
-    return read_mxnet_params(path)
+    try:
+        return read_mxnet_params(path)
+    except ConversionError as err:
+        # model_zoo keeps the first line of MXNet's error, the C++ traceback's header
+        cause = err.__context__
+        if cause is None:
+            raise
+        raise ConversionError('cannot read %s as an MXNet .params file (nor is it named '
+                              '.pth/.pt): %s' % (path, _mxnet_reason(cause))) from None
 
 
 def main(argv=None):
@@ -177,19 +267,52 @@ def main(argv=None):
     parser.add_argument('--checkpoint', required=True, help='.pth/.pth.tar/.pt or MXNet .params')
     parser.add_argument('--out', default=None,
                         help='output .params (default: where get_model(pretrained=True) looks)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle a legacy checkpoint that weights_only loading refuses '
+                             '(it can run code stored in the file: only for files you trust)')
+    parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     args = parser.parse_args(argv)
     try:
-        kwargs = parse_model_kwargs(args.model_kwargs, '--model-kwargs', args.alpha)
-        if args.classes is not None:
-            kwargs['classes'] = args.classes
-        get_model_info(args.model)
-        state_dict = load_checkpoint(args.checkpoint)
-        net = convert_state_dict(args.model, state_dict, **kwargs)
-        out = args.out or pretrained_path(args.model, **kwargs)
-        save_params_atomic(net, out)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print('error: %s' % err, file=sys.stderr)
+        return _convert(args)
+    except (ValueError, OSError, ImportError, RuntimeError) as err:
+        # ConversionError and OutputPathError are ValueErrors; MXNetError is a
+        # RuntimeError carrying a C++ stack trace
+        if args.debug:
+            raise
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+            from .utils.paths import write_error_line
+            text = write_error_line(err)
+        elif isinstance(err, RuntimeError):
+            text = _mxnet_reason(err)
+        else:
+            text = str(err)
+        print('error: %s' % text, file=sys.stderr)
         return 2
+
+
+def _convert(args):
+    from .utils.paths import check_output_path
+    kwargs = parse_model_kwargs(args.model_kwargs, '--model-kwargs', args.alpha)
+    if args.classes is not None:
+        kwargs['classes'] = args.classes
+    info = get_model_info(args.model)
+    if info.converter is None:
+        raise ConversionError('no converter is registered for family %r (model %s): it has no '
+                              'reference checkpoints to convert' % (info.family, info.name))
+    out = check_output_path(args.out or pretrained_path(args.model, **kwargs), '--out')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        state_dict = load_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    for warning in caught:
+        print('warning: %s' % warning.message, file=sys.stderr)
+    net = convert_state_dict(args.model, state_dict, **kwargs)
+    try:
+        save_params_atomic(net, out)
+    except RuntimeError as err:       # MXNet's writer: no errno, only its message
+        from .utils.paths import is_short_write, short_write_line
+        if is_short_write(err):
+            raise ConversionError(short_write_line(out)) from None
+        raise
     print('wrote %s' % out)
     return 0
 

@@ -6,24 +6,46 @@ starts one scheduler, ``-s`` servers and ``-n`` workers on the loopback interfac
 with the ``DMLC_*`` variables MXNet reads, on a free port. The workers run the
 command after ``--``; the scheduler and servers are ``python -c 'import mxnet'``
 (importing mxnet with ``DMLC_ROLE`` set to server/scheduler runs that role and
-exits when the job ends). If any process fails, or ``--timeout`` passes, every
-child is killed by its PID (and its process group, so that data-loader
-processes go too) and the launcher exits non-zero.
+exits when the job ends).
 
+The job never hangs and never outlives the launcher:
+
+* any child that exits non-zero or is killed by a signal stops the job (every other
+  child is killed) and the launcher exits with that status (128 + signal);
+* ``--timeout`` (default 1800 s) is a *no progress* bound: when no child has written
+  anything to its stdout/stderr for that long (a hung worker, a dead peer that a
+  survivor waits on forever), the job is killed, exit status 124; ``--time-limit``
+  bounds the whole job;
+* every child runs in its own process group (killed with ``killpg``, so its data
+  loader processes go too) and gets ``PR_SET_PDEATHSIG`` = SIGKILL: if the launcher
+  itself is killed (even with SIGKILL), the kernel kills its children;
+* ps-lite heartbeats are on (``PS_HEARTBEAT_INTERVAL`` / ``PS_HEARTBEAT_TIMEOUT``,
+  defaults 5 s / 60 s unless set in the environment).
+
+The children's output passes through the launcher (it is how progress is seen).
 MXNet's bundled ``tools/launch.py`` does not run on Python 3.11; this replaces its
-``--launcher local`` mode. For several hosts, see docs/training.md: run the same
-roles on each host with ``DMLC_PS_ROOT_URI`` set to the scheduler's address (or use
-dmlc-tracker's ssh/mpi launchers).
+``--launcher local`` mode. Several hosts: docs/distributed.md.
 """
 import argparse
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
-__all__ = ['free_port', 'launch', 'main']
+__all__ = ['free_port', 'launch', 'main', 'DEFAULT_TIMEOUT', 'HEARTBEAT_DEFAULTS']
+
+#: seconds without any output from any child before the job is declared stuck
+DEFAULT_TIMEOUT = 1800.0
+#: ps-lite heartbeat settings given to every role unless already in the environment
+HEARTBEAT_DEFAULTS = {'PS_HEARTBEAT_INTERVAL': '5', 'PS_HEARTBEAT_TIMEOUT': '60'}
+_PR_SET_PDEATHSIG = 1
+#: the scheduler ends as soon as the workers finalise ps-lite; workers still exiting
+#: Python get this long before the job counts as stuck
+_EXIT_GRACE = 60.0
 
 
 def free_port(host='127.0.0.1'):
@@ -33,100 +55,215 @@ def free_port(host='127.0.0.1'):
         return s.getsockname()[1]
 
 
-def _kill(procs, grace=5.0):
-    """SIGTERM every live child's process group, then SIGKILL what is left."""
-    for _, p in procs:
-        if p.poll() is None:
+def _die_with_parent(parent_pid):
+    """``preexec_fn`` of every child: SIGKILL when the launcher dies. (libc is looked
+    up here, in the launcher; every child is forked before any output thread starts,
+    so the forked child cannot inherit a lock held by one.)"""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):   # not Linux: the process group still applies
+        return None
+
+    def preexec():
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:   # the launcher died before prctl took effect
+            os._exit(1)
+    return preexec
+
+
+class _Child:
+    """One role process; its output is copied to ours and timestamped."""
+
+    def __init__(self, name, cmd, env, parent_pid):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True,
+                                     preexec_fn=_die_with_parent(parent_pid))
+        self.pid = self.proc.pid
+        self.last_output = time.time()
+        self._pumps = [threading.Thread(target=self._pump, args=(pipe, out), daemon=True)
+                       for pipe, out in ((self.proc.stdout, sys.stdout),
+                                         (self.proc.stderr, sys.stderr))]
+
+    def copy_output(self):
+        """Start copying its output to ours (after every child is started)."""
+        self.last_output = time.time()
+        for pump in self._pumps:
+            pump.start()
+
+    def _pump(self, pipe, out):
+        fd = pipe.fileno()
+        while True:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.last_output = time.time()
+            try:
+                if hasattr(out, 'buffer'):
+                    out.buffer.write(chunk)
+                else:   # a replaced stream (e.g. under pytest): text only
+                    out.write(chunk.decode('utf-8', 'replace'))
+                out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def poll(self):
+        """Its exit status (negative: killed by that signal), or None while it runs.
+        The exited process is *not* reaped (``WNOWAIT``): its pid, and so its process
+        group id, stays ours until :func:`_kill` has signalled the group; a reaped
+        pid could be reused by an unrelated process (pid_max may be 32768)."""
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return self.proc.poll()
+        if info is None:
+            return None
+        if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+            return -info.si_status
+        return info.si_status
+
+    def drain(self, timeout=2.0):
+        """Wait (briefly) until its output has been copied."""
+        for pump in self._pumps:
+            if pump.is_alive():
+                pump.join(timeout)
+
+
+def _describe(code):
+    if code < 0:
+        try:
+            return 'was killed by %s' % signal.Signals(-code).name
+        except ValueError:
+            return 'was killed by signal %d' % -code
+    return 'exited with status %d' % code
+
+
+def _kill(children, grace=5.0):
+    """SIGTERM every live child's process group, then SIGKILL every group whose
+    leader is not reaped yet (a group may outlive its leader: data-loader
+    processes), then reap the leaders."""
+    pending = [c for c in children if c.proc.returncode is None]
+    for child in pending:
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
     deadline = time.time() + grace
-    for _, p in procs:
+    while any(c.poll() is None for c in pending) and time.time() < deadline:
+        time.sleep(0.05)
+    for child in pending:   # the leader's pid is still held (alive or a zombie): safe
         try:
-            p.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
-    for _, p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            p.wait()
+    for child in pending:
+        child.proc.wait()
 
 
-def launch(command, num_workers, num_servers=1, host='127.0.0.1', port=None, timeout=None,
-           env=None, verbose=True):
-    """Run the job; returns the exit status (0 when every worker succeeded)."""
+def _say(message):
+    print('launch: ' + message, file=sys.stderr, flush=True)
+
+
+def launch(command, num_workers, num_servers=1, host='127.0.0.1', port=None,
+           timeout=DEFAULT_TIMEOUT, time_limit=None, env=None, verbose=True):
+    """Run the job; returns the exit status (0 when every worker succeeded, the
+    failing child's status, 128 + signal for a killed child, 124 on a timeout).
+
+    ``timeout``: seconds without output from any child (None or 0: no bound);
+    ``time_limit``: seconds for the whole job (None: no bound)."""
     if num_workers < 1 or num_servers < 1:
         raise ValueError('need at least one worker and one server (got -n %d -s %d)'
                          % (num_workers, num_servers))
     if not command:
         raise ValueError('no worker command given (put it after --)')
     base = dict(os.environ if env is None else env)
+    for key, value in HEARTBEAT_DEFAULTS.items():
+        base.setdefault(key, value)
     base.update({'DMLC_PS_ROOT_URI': host, 'DMLC_PS_ROOT_PORT': str(port or free_port(host)),
                  'DMLC_NUM_WORKER': str(num_workers), 'DMLC_NUM_SERVER': str(num_servers),
                  'DMLC_NODE_HOST': host, 'PS_VERBOSE': base.get('PS_VERBOSE', '0')})
+    # a dist_async server unpickles the optimiser: it must find gluon_nets' classes
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     role_cmd = [sys.executable, '-c', 'import mxnet']
-    procs = []
+    children, workers, me = [], [], os.getpid()
 
     def start(role, cmd, index):
         child_env = dict(base, DMLC_ROLE=role)
         if role != 'worker':  # servers aggregate only: one thread is plenty
             child_env.setdefault('OMP_NUM_THREADS', '1')
-        p = subprocess.Popen(cmd, env=child_env, start_new_session=True)
-        procs.append(('%s %d' % (role, index), p))
-        return p
+            child_env['PYTHONPATH'] = os.pathsep.join(
+                p for p in (package_root, child_env.get('PYTHONPATH')) if p)
+        child = _Child('%s %d' % (role, index), cmd, child_env, me)
+        children.append(child)
+        if verbose:
+            _say('%s pid %d' % (child.name, child.pid))
+        return child
+
+    def stop(status, message):
+        _say(message)
+        _kill(children)
+        for child in children:
+            child.drain(0.5)
+        return status
 
     def on_signal(signum, _frame):
-        _kill(procs)
+        _kill(children)
         sys.exit(128 + signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         start('scheduler', role_cmd, 0)
         for i in range(num_servers):
             start('server', role_cmd, i)
         workers = [start('worker', command, i) for i in range(num_workers)]
+        for child in children:
+            child.copy_output()
         if verbose:
-            print('launch: scheduler on %s:%s, %d server(s), %d worker(s): %s'
-                  % (host, base['DMLC_PS_ROOT_PORT'], num_servers, num_workers,
-                     ' '.join(command)), file=sys.stderr, flush=True)
-        deadline = None if not timeout else time.time() + timeout
+            _say('scheduler on %s:%s, %d server(s), %d worker(s), no-progress timeout %s: %s'
+                 % (host, base['DMLC_PS_ROOT_PORT'], num_servers, num_workers,
+                    '%g s' % timeout if timeout else 'none', ' '.join(command)))
+        started = time.time()
         early_exit = {}  # a scheduler/server that ended cleanly while workers still run
         while True:
-            for name, p in procs:
-                code = p.poll()
+            for child in children:
+                code = child.poll()
                 if code is not None and code != 0:
-                    print('launch: %s (pid %d) exited with status %d; stopping the job'
-                          % (name, p.pid, code), file=sys.stderr, flush=True)
-                    _kill(procs)
-                    return code if code > 0 else 128 - code
-                if code == 0 and p not in workers and any(w.poll() is None for w in workers):
-                    # the scheduler ends as soon as the workers finalise ps-lite; workers
-                    # still exiting Python get a grace period, hung ones do not
-                    first = early_exit.setdefault(p.pid, time.time())
-                    if time.time() - first > 60:
-                        print('launch: %s (pid %d) ended 60 s before the workers; stopping the job'
-                              % (name, p.pid), file=sys.stderr, flush=True)
-                        _kill(procs)
-                        return 1
+                    return stop(code if code > 0 else 128 - code,
+                                '%s (pid %d) %s; stopping the job'
+                                % (child.name, child.pid, _describe(code)))
+                if code == 0 and child not in workers and any(w.poll() is None for w in workers):
+                    first = early_exit.setdefault(child.pid, time.time())
+                    if time.time() - first > _EXIT_GRACE:
+                        return stop(1, '%s (pid %d) ended %g s before the workers; stopping the job'
+                                    % (child.name, child.pid, _EXIT_GRACE))
             if all(w.poll() == 0 for w in workers):
                 break
-            if deadline and time.time() > deadline:
-                print('launch: timeout after %g s; killing the job' % timeout, file=sys.stderr, flush=True)
-                _kill(procs)
-                return 124
-            time.sleep(0.2)
+            now = time.time()
+            quiet = now - max(c.last_output for c in children)
+            if timeout and quiet > timeout:
+                return stop(124, 'no progress: no output from any process for %g s (--timeout); '
+                                 'killing the job' % timeout)
+            if time_limit and now - started > time_limit:
+                return stop(124, 'time limit of %g s reached (--time-limit); killing the job'
+                            % time_limit)
+            time.sleep(0.1)
         # workers are done: the scheduler and servers finish on their own
-        others = [p for _, p in procs if p not in workers]
+        others = [c for c in children if c not in workers]
         end = time.time() + 30
-        while any(p.poll() is None for p in others) and time.time() < end:
-            time.sleep(0.2)
-        _kill(procs)
+        while any(c.poll() is None for c in others) and time.time() < end:
+            time.sleep(0.1)
+        for child in children:
+            child.drain()
+        _kill(children)
         return 0
     finally:
+        _kill(children, grace=1.0)
         for s, handler in old.items():
             signal.signal(s, handler)
 
@@ -140,19 +277,25 @@ def main(argv=None):
         own, command = argv, []
     parser = argparse.ArgumentParser(
         prog='python -m gluon_nets.launch',
-        description='Run a dist_sync/dist_async MXNet job (scheduler, servers, workers) on this machine.',
+        description='Run a dist_sync/dist_device_sync/dist_async MXNet job (scheduler, servers, '
+                    'workers) on this machine. Several hosts: docs/distributed.md.',
         epilog='example: python -m gluon_nets.launch -n 2 -s 1 -- python train_imagenet.py '
                '--kvstore dist_sync --model resnet... ')
     parser.add_argument('-n', '--num-workers', type=int, required=True, help='worker processes')
     parser.add_argument('-s', '--num-servers', type=int, default=1, help='server processes (default 1)')
     parser.add_argument('--host', default='127.0.0.1', help='address to bind (default loopback)')
     parser.add_argument('--port', type=int, default=None, help='scheduler port (default: a free one)')
-    parser.add_argument('--timeout', type=float, default=None, help='kill the job after this many seconds')
+    parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT,
+                        help='kill the job when no process has printed anything for this many '
+                             'seconds (default %g; 0: never)' % DEFAULT_TIMEOUT)
+    parser.add_argument('--time-limit', type=float, default=None,
+                        help='kill the job after this many seconds in all (default: none)')
     args = parser.parse_args(own)
     if not command:
         parser.error('give the worker command after --, e.g. -- python train_imagenet.py ...')
     try:
-        return launch(command, args.num_workers, args.num_servers, args.host, args.port, args.timeout)
+        return launch(command, args.num_workers, args.num_servers, args.host, args.port,
+                      args.timeout, args.time_limit)
     except ValueError as err:
         parser.error(str(err))
 

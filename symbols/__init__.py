@@ -13,7 +13,9 @@ Modules: ``exporter`` (:func:`export`, any format), one per format (``symbol``,
 deployer JSON: ``model_zoo.model_record`` plus serving facts), ``loaders`` (load,
 load_onnx: mxnet / onnxruntime only), ``zoo`` (a registered model with its weights,
 for the command lines), ``export`` (``python -m symbols.export``), ``support``
-(``python -m symbols.support``: the model x format table). See docs/deploy.md.
+(``python -m symbols.support``: the model x format table), ``openvino``
+(``load_openvino``: our ONNX files on OpenVINO's CPU runtime, ``[openvino]`` extra).
+See docs/deploy.md.
 """
 from .checks import ExportError, check_input, relative_error  # noqa: F401
 from .exporter import FORMATS, export  # noqa: F401

@@ -6,8 +6,10 @@
     python -m symbols.export --model NAME --params trained.params --dataset fashion-mnist-mini \\
         --out deploy/ --format int8          # calibrates on the dataset's training images
 
-Exit status 0 on success, 2 with ``error: ...`` on bad flags, weights or data, and 3
-when the model cannot be exported in that format (the message names the operator).
+Exit status 0 on success, 2 with ``error: ...`` on bad flags, weights, data or an
+``--out`` that cannot be written (checked before the export; a full disk says so), and
+3 when the model cannot be exported in that format (the message names the operator).
+One line each; ``--debug`` shows the traceback.
 """
 import argparse
 import os
@@ -29,7 +31,7 @@ def calibration_images(dataset=None, rec=None, data_dir=None, npy=None, input_si
     if npy is not None:
         if not os.path.isfile(npy):
             raise FileNotFoundError('calibration file %s does not exist' % npy)
-        arr = np.load(npy)
+        arr = np.load(npy, allow_pickle=False)     # an object array would unpickle
         if arr.ndim != 4 or arr.shape[1] != 3:
             raise ValueError('%s holds %s; calibration images must be (N, 3, H, W)'
                              % (npy, arr.shape))
@@ -82,6 +84,9 @@ def build_parser():
     parser.add_argument('--fuse', action='store_true',
                         help='with --format symbol: write the oneDNN-fused graph '
                              '(optimize_for MKLDNN: BN folded, conv+act+add fused)')
+    parser.add_argument('--no-optimize', action='store_true',
+                        help='export the net as built, without gluon_nets.inference.optimize '
+                             '(BN folding and family rewrites, exact to 1e-5)')
     parser.add_argument('--dataset', default=None,
                         help='embedded dataset the weights were trained on: its mean/std, '
                              'class names and input size go into the deployer JSON')
@@ -96,6 +101,7 @@ def build_parser():
                        help='thresholds from min/max (naive) or KL divergence (entropy)')
     calib.add_argument('--quantize-granularity', choices=('channel-wise', 'tensor-wise'),
                        default='channel-wise')
+    parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     return parser
 
 
@@ -111,10 +117,15 @@ def main(argv=None):
     try:
         info = _run(args)
     except ExportError as err:
+        if args.debug:
+            raise
         print('error: %s' % err, file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print('error: %s' % err, file=sys.stderr)
+    except (ValueError, OSError, ImportError, RuntimeError) as err:
+        # MXNetError is a RuntimeError whose text carries a C++ stack trace
+        if args.debug:
+            raise
+        print('error: %s' % _error_text(err, args.out), file=sys.stderr)
         return 2
     checks = ', '.join('%s=%s' % (k, v) for k, v in info['checks'].items()
                        if not isinstance(v, (dict, list)))
@@ -122,6 +133,18 @@ def main(argv=None):
     for path in info['files'].values():
         print('  %s' % path)
     return 0
+
+
+def _error_text(err, out):
+    """One line for an error of the export (``out``: the output folder)."""
+    from gluon_nets.utils.paths import is_short_write, short_write_line, write_error_line
+    from .checks import error_line
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+        return write_error_line(err)
+    if isinstance(err, RuntimeError):
+        return short_write_line(out) if is_short_write(err) \
+            else error_line(err)
+    return str(err)
 
 
 def _format(args):
@@ -149,7 +172,9 @@ def _run(args):
     from gluon_nets.model_zoo import get_model_info, resolve_data_config
     from .deploy_record import export_data_config
     from .zoo import build_net, parse_model_kwargs, parse_rgb, run_record
+    from gluon_nets.utils.paths import check_output_path
     fmt = _format(args)
+    check_output_path(args.out, '--out', directory=True)
     kwargs = parse_model_kwargs(args.model_kwargs, args.alpha)
     params, record = run_record(args.params) if args.params else (None, None)
     if not (args.model or record):
@@ -194,7 +219,8 @@ def _run(args):
                    data_config=config, model=model_info.name, model_kwargs=kwargs,
                    weights=source, class_names=class_names, calib_data=calib,
                    num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
-                   quantize_granularity=args.quantize_granularity)
+                   quantize_granularity=args.quantize_granularity,
+                   optimize=not args.no_optimize)
 
 
 class _CallableModule(types.ModuleType):

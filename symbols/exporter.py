@@ -39,7 +39,7 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
            mean=None, std=None, crop_ratio=None, classes=None, model=None, model_kwargs=None,
            weights=None, class_names=None, data_config=None, calib_data=None,
            num_calib_examples=256, calib_mode='naive', quantize_mode='smart',
-           quantize_granularity='channel-wise', stem=None):
+           quantize_granularity='channel-wise', stem=None, optimize=False):
     """Export an initialised HybridBlock as a deployable artefact.
 
     Parameters
@@ -69,6 +69,11 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
         calibrate the quantized graph; ``num_calib_examples`` of them are used.
     calib_mode, quantize_mode, quantize_granularity
         int8 only: passed to ``mx.contrib.quantization.quantize_net_v2``.
+    optimize : bool
+        Export ``gluon_nets.inference.optimize(net)`` (BN folded, family rewrites; within
+        1e-5 of ``net``, checked there) instead of ``net``: the checks below then compare
+        against the optimized graph. The ``symbols.export`` command line turns it on
+        (``--no-optimize`` off).
 
     Returns
     -------
@@ -113,6 +118,9 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
     tmp = tempfile.mkdtemp(prefix='.export-%s-' % stem, dir=out_dir)
     try:
         x = check_input(batch, width, channels)
+        if optimize:
+            from gluon_nets.inference import optimize as optimize_net
+            net = optimize_net(net, (batch, channels, height, width), backend=None)
         net.hybridize(static_alloc=True, static_shape=True)
         try:
             ref = net(mx.nd.array(x))

@@ -7,7 +7,7 @@ import os
 
 from .checks import ExportError, error_line, relative_error
 from .loaders import load
-from .rewrites import op_counts
+from .rewrites import conv_operand_first, op_counts
 from .symbol import keep_pair, save_onednn_graph
 
 __all__ = ['save', 'TOLERANCE']
@@ -22,6 +22,9 @@ def save(tmp, stem, plain, x, ref, checks):
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         raise ExportError('--fuse needs an MXNet build with oneDNN (MKLDNN); this one has none')
     x = mx.nd.array(x)
+    swapped = conv_operand_first(plain + '-symbol.json')
+    if swapped:
+        checks['conv_operand_first'] = swapped
     block = load(plain, epoch=0)
     try:
         block.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)

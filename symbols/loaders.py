@@ -53,12 +53,28 @@ def strip_prefix(prefix):
 
 
 def graph_ops(symbol_file):
-    """The set of operator names in an MXNet symbol JSON."""
+    """The set of operator names in an MXNet symbol JSON (ValueError naming the file
+    when it is not one: not JSON, or not an object with a list of nodes)."""
     try:
         with open(symbol_file) as f:
-            return {node['op'] for node in json.load(f)['nodes']}
-    except (ValueError, KeyError, TypeError) as err:
+            graph = json.load(f)
+    except ValueError as err:
         raise ValueError('%s is not an MXNet symbol JSON: %s' % (symbol_file, err)) from None
+    nodes = graph.get('nodes') if isinstance(graph, dict) else None
+    if not isinstance(nodes, list) or not nodes or \
+            not all(isinstance(node, dict) and 'op' in node for node in nodes):
+        raise ValueError('%s is not an MXNet symbol JSON: it holds %s, not an object whose '
+                         '"nodes" list the graph\'s operators (re-export it with `python -m '
+                         'symbols.export`)' % (symbol_file, _describe_json(graph)))
+    return {node['op'] for node in nodes}
+
+
+def _describe_json(value):
+    if isinstance(value, dict):
+        return 'an object with keys %s' % (', '.join(sorted(value)[:5]) or 'none')
+    if isinstance(value, list):
+        return 'a list of %d item(s)' % len(value)
+    return 'a %s' % type(value).__name__
 
 
 def _hybridize(block, ops):
@@ -144,14 +160,37 @@ class OnnxModel:
             self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         except Exception as err:
             raise ValueError('onnxruntime cannot load %s: %s' % (path, error_line(err))) from None
-        self.input_name = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
         self.path = path
         self.deploy_info = read_deploy_info(path + '.json')
+        # (N, C, H, W) with None for a dynamic dimension (a name such as 'batch')
+        self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None
+                                 for d in (first.shape or ()))
+
+    def check_input_size(self, channels, height, width):
+        """ValueError naming the file when its input is fixed to another (C, H, W)."""
+        if len(self.input_shape) != 4:
+            return
+        for name, fixed, given in zip(('channels', 'height', 'width'), self.input_shape[1:],
+                                      (channels, height, width)):
+            if fixed is not None and fixed != given:
+                raise ValueError('%s takes inputs of shape %s, but the data is %dx%dx%d (%s %d, '
+                                 'not %d): give the size it was exported at (--input-size), or '
+                                 're-export it' % (self.path, tuple(self.input_shape), channels,
+                                                   height, width, name, given, fixed))
 
     def __call__(self, x):
         if hasattr(x, 'asnumpy'):
             x = x.asnumpy()
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
+        x = np.ascontiguousarray(x, np.float32)
+        if x.ndim == 4:
+            self.check_input_size(*x.shape[1:])
+        try:
+            return self.session.run(None, {self.input_name: x})[0]
+        except Exception as err:
+            raise ValueError('onnxruntime cannot run %s on a %s batch: %s'
+                             % (self.path, x.shape, error_line(err))) from None
 
 
 def load_onnx(path, threads=None):

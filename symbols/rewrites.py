@@ -4,12 +4,14 @@
   ONNX and int8: neither mxnet 1.9.1's ONNX exporter nor its oneDNN partitioner knows it)
 * :func:`inline_subgraphs` -- fused FullyConnected subgraphs back to plain operators
   (fused and int8; see ``symbols.loaders.INLINED_SUBGRAPHS``)
+* :func:`conv_operand_first` -- every residual add with its convolution operand first
+  (fused and int8: mxnet 1.9.1's oneDNN conv+sum fusion miswires the graph otherwise)
 """
 import json
 
 from .loaders import INLINED_SUBGRAPHS
 
-__all__ = ['split_bn_relu', 'inline_subgraphs', 'op_counts']
+__all__ = ['split_bn_relu', 'inline_subgraphs', 'conv_operand_first', 'op_counts']
 
 
 def _read_graph(symbol_file):
@@ -101,6 +103,47 @@ def split_bn_relu(symbol_file):
         index[i] = len(new) - 1
     _write_rewritten_graph(symbol_file, graph, new, resolve)
     return count
+
+
+_ADD_OPS = ('elemwise_add', '_plus', '_Plus')
+
+
+def _is_conv_output(nodes, entry):
+    """True when graph entry ``entry`` is a Convolution's output, directly or through the
+    BatchNorm the oneDNN pass folds into it: the operand its conv+sum fusion takes."""
+    node = nodes[entry[0]]
+    if node['op'] == 'BatchNorm' and entry[1] == 0:
+        node = nodes[node['inputs'][0][0]]
+    return node['op'] == 'Convolution'
+
+
+def conv_operand_first(symbol_file):
+    """Rewrite ``symbol_file`` so that every two-operand add whose second operand is a
+    (batch-normalised) convolution output and whose first is not has them swapped;
+    returns how many were swapped. Exact: float addition is commutative bit for bit.
+
+    Why: mxnet 1.9.1's oneDNN conv+sum fusion, given ``add(other, bn(conv(x)))`` where
+    ``other`` is not itself a fusable conv (OctConv's ``bn(conv_hh + upsample(conv_lh))``
+    residual branch), connects fused convolutions of the graph to the wrong inputs
+    (``Shape inconsistent, Provided = [48,48,3,3], inferred shape=(48,64,1,1)`` on every
+    OctConv ResNet/ResNeXt; reproduced on a 5-node graph in tests/test_symbols.py).
+    Found by bisecting the graph (the first failing head) and by switching the pass's
+    fusions off one at a time (``MXNET_DISABLE_MKLDNN_FUSE_CONV_SUM=1`` alone cures it).
+    With the conv operand first the same fusions are made and are right (checked by the
+    fused format's 1e-5 comparison like every rewrite)."""
+    graph = _read_graph(symbol_file)
+    nodes = graph['nodes']
+    swapped = 0
+    for node in nodes:
+        if node['op'] in _ADD_OPS and len(node['inputs']) == 2:
+            first, second = node['inputs']
+            if _is_conv_output(nodes, second) and not _is_conv_output(nodes, first):
+                node['inputs'] = [second, first]
+                swapped += 1
+    if swapped:
+        from gluon_nets.utils.atomic import write_text_atomic
+        write_text_atomic(symbol_file, json.dumps(graph))
+    return swapped
 
 
 def op_counts(symbol_file, prefix=''):

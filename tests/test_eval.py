@@ -87,8 +87,10 @@ def test_every_artefact_on_the_same_data(weights, tmp_path, capsys):
     except symbols.ExportError:
         pass
     report_path = str(tmp_path / 'r.json')
+    # --no-optimize: the Gluon net as trained, so that the symbol export can be compared
+    # with it bit for bit (the optimized net is checked in tests/test_inference.py)
     rc = evaluator.main(['--model', name, '--params', params, '--dataset', DATASET,
-                         '--json', report_path, '--no-progress'] + kinds)
+                         '--json', report_path, '--no-progress', '--no-optimize'] + kinds)
     assert rc == 0
     with open(report_path) as f:
         report = json.load(f)

@@ -1,5 +1,12 @@
-"""gluon_nets.launch: a real ps-lite job (scheduler + 1 server + 2 workers) on loopback."""
+"""gluon_nets.launch: real ps-lite jobs (scheduler + servers + workers) on loopback.
+
+Every job here is tiny (16 px, a few iterations) so that a run costs seconds; the
+dist_sync agreement test repeats the job to catch the (fixed) start-up race.
+"""
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,44 +20,83 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_train import TINY  # noqa: E402
 from test_data import _tree  # noqa: E402
 
+#: 2-worker dist_sync jobs of the agreement test, run at the same time (each costs ~9 s
+#: of CPU: 4 processes importing MXNet, 5-10 iterations)
+AGREEMENT_RUNS = 5
+# heartbeats on, but every second: a node's shutdown waits for its heartbeat thread,
+# which costs seconds per job at the launcher's default of 5 s
+ENV = dict(os.environ, OMP_NUM_THREADS='1', PS_HEARTBEAT_INTERVAL='1')
 
-@pytest.mark.xfail(strict=False, reason=(
-    'known bug, not fixed: in about 1 run of 5 the two dist_sync workers end with different '
-    'classifier weights (always the same numbers, so a deterministic alternative path, e.g. '
-    'one gradient exchange of the last layer missed by a worker with update_on_kvstore=False); '
-    'an explicit initial-parameter sync did not remove it'))
-def test_dist_sync_workers_agree_and_read_disjoint_parts(tmp_path):
+
+@pytest.fixture(scope='module')
+def job_data(tmp_path_factory):
+    """40 one-image classes (label == record) in 2 shards, and the tiny_cnn plugin."""
     from gluon_nets.data import make_rec
-    plugin = tmp_path / 'tiny_models.py'
+    tmp = tmp_path_factory.mktemp('launch')
+    plugin = tmp / 'tiny_models.py'
     plugin.write_text(TINY)
-    # 40 classes of one image each: a label names the record it came from
-    root = _tree(str(tmp_path / 'tree'), classes=40, per_class=1)
-    recs = make_rec.write_shards(root, str(tmp_path / 'rec' / 'train'), shards=2, resize=24, workers=1)
-    run = tmp_path / 'run'
-    cmd = [sys.executable, '-m', 'gluon_nets.launch', '-n', '2', '-s', '1', '--timeout', '150', '--',
-           sys.executable, os.path.join(ROOT, 'train_imagenet.py'), '--threads', '1',
-           '--model', 'tiny_cnn', '--import-module', str(plugin), '--num-classes', '40',
-           '--rec-train', ','.join(recs), '--rec-val', recs[0], '--input-size', '16',
-           '--batch-size', '4', '--num-epochs', '2', '--kvstore', 'dist_sync', '--lr', '0.05',
-           '--save-dir', str(run), '--save-worker-state', '--no-progress', '-j', '1']
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=ROOT,
-                         env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count('part 1/2') == 1 and out.stdout.count('part 2/2') == 1
+    root = _tree(str(tmp / 'tree'), classes=40, per_class=1)
+    recs = make_rec.write_shards(root, str(tmp / 'rec' / 'train'), shards=2, resize=24, workers=1)
+    return str(plugin), recs
+
+
+def _train_cmd(plugin, recs, run, *extra, kvstore='dist_sync', epochs=2, workers=2):
+    return [sys.executable, '-m', 'gluon_nets.launch', '-n', str(workers), '-s', '1',
+            '--timeout', '150', '--time-limit', '240', '--',
+            sys.executable, os.path.join(ROOT, 'train_imagenet.py'), '--threads', '1',
+            '--model', 'tiny_cnn', '--import-module', plugin, '--num-classes', '40',
+            '--rec-train', ','.join(recs), '--rec-val', recs[0], '--input-size', '16',
+            '--batch-size', '4', '--num-epochs', str(epochs), '--kvstore', kvstore, '--lr', '0.05',
+            '--save-dir', str(run), '--save-worker-state', '--no-progress', '-j', '1'] + list(extra)
+
+
+def _run(cmd, timeout=200):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=ENV)
+
+
+def _check_workers_agree(run):
+    """Both workers hold the same trainable parameters: non-conv ones bit for bit,
+    conv weights to float tolerance (rank 0 saves checkpoints, which reorders its
+    oneDNN weight layout, and the update may then round differently in the last bit)."""
     params = [mx.nd.load(str(run / ('worker-%d.params' % r))) for r in range(2)]
-    start = mx.nd.load(str(run / 'epoch-0001.params'))
     trainable = [k for k in params[0] if not k.endswith(('running_mean', 'running_var'))]
     assert len(trainable) == 10  # 3 conv/dense weights + biases, 2 BN gamma + beta
-    for key in trainable:  # every worker applied the same summed gradients
-        # conv weights may differ in the last bit: rank 0 saves checkpoints, which
-        # reorders its oneDNN weight layout, and the update then rounds differently
-        np.testing.assert_allclose(params[0][key].asnumpy(), params[1][key].asnumpy(),
-                                   rtol=0, atol=1e-6)
-        np.testing.assert_array_equal(params[0][key].asnumpy(), start[key].asnumpy())
-    exact = [k for k in trainable if not k.endswith('weight') or k.startswith('8.')]
-    for key in exact:
-        np.testing.assert_array_equal(params[0][key].asnumpy(), params[1][key].asnumpy())
-    # BN running statistics are per worker (MXNet does not all-reduce aux states)
+    conv_weights = {'0.weight', '4.weight'}
+    for key in trainable:
+        a, b = params[0][key].asnumpy(), params[1][key].asnumpy()
+        if key in conv_weights:
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=key)
+    return params
+
+
+@pytest.fixture(scope='module')
+def sync_runs(job_data, tmp_path_factory):
+    """AGREEMENT_RUNS 2-worker dist_sync jobs, run at the same time (cheaper, and the
+    load makes the (fixed) race of the first step likelier): run 0 trains 2 epochs
+    (for the data-part checks), the others 1 epoch of 5 iterations (the race struck in
+    the first step). Returns [(run dir, completed job)]."""
+    plugin, recs = job_data
+    tmp = tmp_path_factory.mktemp('sync')
+    runs = [tmp / ('run%d' % attempt) for attempt in range(AGREEMENT_RUNS)]
+    jobs = [subprocess.Popen(_train_cmd(plugin, recs, run, epochs=2 if i == 0 else 1),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             env=ENV) for i, run in enumerate(runs)]
+    outputs = [job.communicate(timeout=300) for job in jobs]
+    return [(run, job.returncode, out, err) for run, job, (out, err) in zip(runs, jobs, outputs)]
+
+
+def test_dist_sync_workers_agree_every_time_and_read_disjoint_parts(sync_runs):
+    for run, code, _, stderr in sync_runs:
+        assert code == 0, stderr[-3000:]
+        params = _check_workers_agree(run)
+        last = mx.nd.load(str(run / 'last.params'))   # rank 0 checkpointed what it trained
+        for key in params[0]:
+            if not key.endswith(('running_mean', 'running_var')):
+                np.testing.assert_array_equal(params[0][key].asnumpy(), last[key].asnumpy())
+    run, _, stdout, _ = sync_runs[0]
+    assert stdout.count('part 1/2') == 1 and stdout.count('part 2/2') == 1
     labels = [np.load(str(run / ('worker-%d-labels.npy' % r))).astype(int) for r in range(2)]
     per_epoch = [lab.reshape(2, -1) for lab in labels]
     for epoch in range(2):
@@ -59,26 +105,146 @@ def test_dist_sync_workers_agree_and_read_disjoint_parts(tmp_path):
     assert set(per_epoch[0][0]) == set(per_epoch[0][1])  # each worker keeps its part
 
 
+def test_dist_sync_resume_through_the_launcher_continues(job_data, sync_runs, tmp_path):
+    import shutil
+    plugin, recs = job_data
+    done, code, _, stderr = sync_runs[1]     # a finished 1-epoch run (copied: left intact)
+    assert code == 0, stderr[-3000:]
+    run = tmp_path / 'run'
+    shutil.copytree(str(done), str(run))
+    resumed = _run(_train_cmd(plugin, recs, run, '--resume', str(run), epochs=3))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count('resumed %s at epoch 1' % run) == 2   # both workers
+    record = json.loads((run / 'checkpoint.json').read_text())
+    assert record['epoch'] == 2
+    assert [row['epoch'] for row in record['metrics']] == [0, 1, 2]   # no gap, no repeat
+    assert record['num_update'] == 3 * 5      # 5 iterations (20 images / 4) per epoch
+    _check_workers_agree(run)
+
+
+def test_dist_device_sync_and_dist_async_train(job_data, tmp_path):
+    plugin, recs = job_data
+    kinds = ('dist_device_sync', 'dist_async')
+    jobs = [subprocess.Popen(_train_cmd(plugin, recs, tmp_path / kind, kvstore=kind, epochs=1),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             env=ENV) for kind in kinds]
+    for kind, job in zip(kinds, jobs):
+        _, stderr = job.communicate(timeout=200)
+        assert job.returncode == 0, kind + ': ' + stderr[-3000:]
+        run = tmp_path / kind
+        record = json.loads((run / 'checkpoint.json').read_text())
+        assert [row['epoch'] for row in record['metrics']] == [0]
+        assert np.isfinite(record['metrics'][0]['train_loss'])
+        if kind == 'dist_device_sync':
+            _check_workers_agree(run)
+        else:   # the server updated; both workers pulled finite weights
+            params = [mx.nd.load(str(run / ('worker-%d.params' % r))) for r in range(2)]
+            assert all(np.isfinite(p[k].asnumpy()).all() for p in params for k in p)
+
+
+def _job_script(tmp_path, body):
+    path = tmp_path / 'job.py'
+    path.write_text('import os, sys, time, signal\n'
+                    'if os.environ.get("DMLC_ROLE") == "worker":\n'
+                    '    import mxnet as mx\n'
+                    '    kv = mx.kv.create("dist_sync")\n' + body)
+    return str(path)
+
+
 def test_launcher_kills_the_job_when_a_worker_fails(tmp_path):
     marker = tmp_path / 'survivor'
     # worker 0 crashes (os._exit: no ps-lite goodbye); the other would run for 60 s and
     # then touch the marker
-    script = ('import os, sys, time\n'
-              'if os.environ.get("DMLC_ROLE") == "worker":\n'
-              '    import mxnet as mx\n'
-              '    kv = mx.kv.create("dist_sync")\n'
-              '    if kv.rank == 0: os._exit(3)\n'
-              '    time.sleep(60); open(%r, "w").close()\n' % str(marker))
-    path = tmp_path / 'job.py'
-    path.write_text(script)
+    script = _job_script(tmp_path, '    if kv.rank == 0: os._exit(3)\n'
+                                   '    time.sleep(60); open(%r, "w").close()\n' % str(marker))
     start = time.time()
     out = subprocess.run([sys.executable, '-m', 'gluon_nets.launch', '-n', '2', '-s', '1',
-                          '--timeout', '100', '--', sys.executable, str(path)],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT,
-                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+                          '--', sys.executable, script],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=ENV)
     assert out.returncode == 3
     assert 'exited with status 3; stopping the job' in out.stderr
     assert time.time() - start < 50 and not marker.exists()
+
+
+def test_a_sigkilled_worker_ends_the_job_with_a_clear_error(tmp_path):
+    victim = tmp_path / 'victim'
+    # both workers push-pull in lock step; the worker of rank 1 is SIGKILLed mid-job, so
+    # the other would wait for its gradient forever
+    script = _job_script(tmp_path, (
+        '    kv.init(0, mx.nd.zeros(4))\n'
+        '    out = mx.nd.zeros(4)\n'
+        '    for step in range(100000):\n'
+        '        if kv.rank == 1 and step == 20:\n'
+        '            open(%r, "w").write(str(os.getpid())); os.kill(os.getpid(), signal.SIGKILL)\n'
+        '        kv.push(0, mx.nd.ones(4)); kv.pull(0, out=out); out.wait_to_read()\n'
+        % str(victim)))
+    start = time.time()
+    out = subprocess.run([sys.executable, '-m', 'gluon_nets.launch', '-n', '2', '-s', '1',
+                          '--', sys.executable, script],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=ENV)
+    elapsed = time.time() - start
+    assert out.returncode == 128 + signal.SIGKILL, out.stderr[-2000:]
+    # (ps-lite's rank need not be the launcher's worker number)
+    assert re.search(r'launch: worker \d \(pid %s\) was killed by SIGKILL; stopping the job'
+                     % victim.read_text(), out.stderr), out.stderr[-2000:]
+    assert elapsed < 60
+
+
+def test_no_progress_timeout_kills_a_stuck_job(tmp_path):
+    script = _job_script(tmp_path, '    time.sleep(120)\n')   # silent and stuck
+    start = time.time()
+    out = subprocess.run([sys.executable, '-m', 'gluon_nets.launch', '-n', '1', '-s', '1',
+                          '--timeout', '4', '--', sys.executable, script],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=ENV)
+    assert out.returncode == 124 and 'no progress' in out.stderr
+    assert time.time() - start < 40
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open('/proc/%d/stat' % pid) as f:   # a zombie is dead, only not yet reaped
+        return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def test_sigkilling_the_launcher_leaves_no_child(tmp_path):
+    script = _job_script(tmp_path, '    print("worker ready", flush=True); time.sleep(120)\n')
+    launcher = subprocess.Popen([sys.executable, '-m', 'gluon_nets.launch', '-n', '2', '-s', '1',
+                                 '--', sys.executable, script], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
+    pids, ready = [], 0
+    deadline = time.time() + 60
+    try:
+        while ready < 2 and time.time() < deadline:   # worker output reaches us via the launcher
+            line = launcher.stdout.readline()
+            ready += 'worker ready' in line
+        assert ready == 2
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        err = launcher.stderr.read()
+        pids = [int(line.split(' pid ')[1]) for line in err.splitlines()
+                if line.startswith('launch: ') and ' pid ' in line]
+        assert len(pids) == 4   # scheduler, server, 2 workers
+        end = time.time() + 10
+        while any(_alive(p) for p in pids) and time.time() < end:
+            time.sleep(0.1)
+        assert not [p for p in pids if _alive(p)]
+    finally:
+        for pid in pids:   # never leave a process behind, even when the test fails
+            if _alive(pid) and _is_ours(pid, script):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _is_ours(pid, script):
+    """The pid still runs our job (not a process that reused the number)."""
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            cmdline = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return False
+    return script in cmdline or 'import mxnet' in cmdline
 
 
 def test_launcher_needs_a_command():

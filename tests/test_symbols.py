@@ -395,6 +395,12 @@ def test_cli_exports_with_params_and_deploy_json(tmp_path, capsys):
     assert deploy['input_shape'] == [2, 3, size, size]
     block = symbols.load(os.path.join(out, name))
     x = _x(2, size)
+    # the CLI exports the optimized net by default (BN folded): the same function to 1e-5
+    assert relative_error(block(mx.nd.array(x)).asnumpy(), _logits(net, x)) <= 1e-5
+    plain = str(tmp_path / 'plain')
+    assert main(['--model', name, '--params', params, '--input-size', str(size),
+                 '--out', plain, '--batch', '2', '--no-optimize']) == 0
+    block = symbols.load(os.path.join(plain, name))       # as trained: bit for bit
     assert np.array_equal(block(mx.nd.array(x)).asnumpy(), _logits(net, x))
 
 
@@ -516,3 +522,82 @@ def test_batchnorm_with_relu_is_split_for_onnx_and_fusion(tmp_path):
     info = symbols.export(net, str(tmp_path), 'bnrelu', format='fused', input_size=PROBE_SIZE)
     fused = symbols.load(str(tmp_path / 'bnrelu-fused'))
     assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) < FUSED_TOLERANCE
+
+
+# ----------------------------------------------------------------------------- OctConv fusion
+
+def _residual_add_graph():
+    """``add(bn(conv_a(x) + conv_b(x)), bn(conv_c(x)))`` -- OctConv's residual add, whose
+    first operand is not a (batch-normalised) conv output -- and ``add(bn(conv_d(x)), x)``,
+    whose conv operand is first already; with parameters for both."""
+    x = mx.sym.var('data')
+
+    def conv(name, data):
+        return mx.sym.Convolution(data, num_filter=4, kernel=(1, 1), no_bias=True, name=name)
+    merged = mx.sym.BatchNorm(conv('a', x) + conv('b', x), name='bn_ab')
+    swapped = mx.sym.elemwise_add(merged, mx.sym.BatchNorm(conv('c', x), name='bn_c'), name='add1')
+    kept = mx.sym.elemwise_add(mx.sym.BatchNorm(conv('d', swapped), name='bn_d'), swapped,
+                               name='add2')
+    shapes, _, aux_shapes = kept.infer_shape(data=(2, 4, 5, 5))
+    rng = np.random.RandomState(4)
+    args = {n: mx.nd.array(rng.uniform(0.5, 1.5, s))
+            for n, s in zip(kept.list_arguments(), shapes)}
+    aux = {n: mx.nd.array(rng.uniform(0.5, 1.5, s))
+           for n, s in zip(kept.list_auxiliary_states(), aux_shapes)}
+    return kept, args, aux
+
+
+def test_conv_operand_first_swaps_only_the_miswired_pattern_and_is_exact(tmp_path, monkeypatch):
+    from symbols.rewrites import conv_operand_first
+    monkeypatch.setenv('MXNET_SUBGRAPH_BACKEND', 'NONE')     # bind: the plain graph
+    sym, args, aux = _residual_add_graph()
+    path = str(tmp_path / 'g-symbol.json')
+    sym.save(path)
+    assert conv_operand_first(path) == 1
+    rewritten = mx.sym.load(path)
+    with open(path) as f:
+        nodes = json.load(f)['nodes']
+    add1 = next(n for n in nodes if n['name'] == 'add1')
+    assert nodes[add1['inputs'][0][0]]['name'] == 'bn_c'
+    assert conv_operand_first(path) == 0                    # idempotent
+
+    def run(s):
+        return s.bind(mx.cpu(), args=args, aux_states=aux).forward()[0].asnumpy()
+    want = run(sym)
+    assert np.array_equal(run(rewritten), want)             # bit for bit
+    # the cause, pinned: mxnet 1.9.1's oneDNN pass miswires the original graph's
+    # conv+sum fusion, and partitions the rewritten one right
+    with pytest.raises(mx.base.MXNetError, match='Shape inconsistent'):
+        sym.optimize_for('MKLDNN', args, aux)
+    fused = rewritten.optimize_for('MKLDNN', args, aux)
+    assert relative_error(run(fused), want) <= FUSED_TOLERANCE
+
+
+def test_octconv_resnet_fused_export_works_and_is_exact(tmp_path):
+    # the smallest OctConv ResNet at 32 px: MXNet 1.9.1's partitioner failed on it (and on
+    # every OctConv ResNet/ResNeXt) until conv_operand_first
+    name, size = 'oct_resnet26_v1b', 32
+    net = _zoo_net(name, size)
+    info = symbols.export(net, str(tmp_path), name, format='fused', input_size=size)
+    assert info['checks']['conv_operand_first'] >= 1
+    assert info['checks']['fused_ops']['_sg_mkldnn_conv'] > 50
+    assert info['checks']['fused_max_rel_err'] <= FUSED_TOLERANCE
+    x = _x(2, size, seed=6)
+    fused = symbols.load(str(tmp_path / (name + '-fused')))
+    for _ in range(2):
+        assert relative_error(fused(mx.nd.array(x)).asnumpy(), _logits(net, x)) <= FUSED_TOLERANCE
+
+
+def test_openvino_runs_the_onnx_export_like_onnxruntime(tmp_path):
+    pytest.importorskip('onnx')
+    pytest.importorskip('openvino')
+    from symbols.openvino import load_openvino
+    net = _probe()
+    info = symbols.export(net, str(tmp_path), 'probe', format='onnx', input_size=PROBE_SIZE)
+    model = load_openvino(info['files']['onnx'], threads=1)
+    assert model.deploy_info['format'] == 'onnx'
+    for batch in (1, 3):                       # one compiled model per input shape
+        x = _x(batch, PROBE_SIZE, seed=batch)
+        assert relative_error(model(x), _logits(net, x)) < ONNX_TOLERANCE
+    with pytest.raises(FileNotFoundError):
+        load_openvino(str(tmp_path / 'missing.onnx'))

@@ -195,14 +195,16 @@ def test_kill9_mid_epoch_then_resume_continues_the_schedule(plugin, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
     run = tmp_path / 'run'
-    # epoch 0 trains normally; the step schedule then multiplies the lr by 1e30
+    # epoch 0 trains normally; the step schedule then multiplies the lr by 1e30 (GluonCV's
+    # schedule applies it from epoch 1's last update on: epoch 1 ends diverged)
     result = _cli(_base(plugin, run, '--num-epochs', '3', '--max-iters', '4', '--lr-mode', 'step',
-                        '--lr-decay-epoch', '1', '--lr-decay', '1e30'))
+                        '--lr-decay-epoch', '2', '--lr-decay', '1e30'))
     assert result.returncode == 1
-    assert 'loss is nan at epoch 1, iteration' in result.stderr or \
-        'loss is inf at epoch 1, iteration' in result.stderr, result.stderr
+    assert 'validation loss is nan after epoch 1' in result.stderr or \
+        'validation loss is inf after epoch 1' in result.stderr, result.stderr
     assert 'last good checkpoint (epoch 0)' in result.stderr
     assert json.load(open(str(run / 'checkpoint.json')))['epoch'] == 0
+    assert json.load(open(str(run / 'best.json')))['epoch'] == 0
     assert [r['epoch'] for r in _csv(run / 'metrics.csv')] == ['0']
 
 
@@ -228,7 +230,7 @@ def test_unknown_model_and_bad_data_fail_before_any_checkpoint(plugin, tmp_path)
     bad.write_bytes(b'\x00' * 64)
     (tmp_path / 'bad.idx').write_text('0\t0\n')
     result = _cli(_base(plugin, tmp_path / 'b', '--rec-train', str(bad), '--rec-val', str(bad)), timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2                  # bad input: exit 2, one line
     assert 'bad.rec is corrupt: record 0' in result.stderr, result.stderr
     assert not (tmp_path / 'b' / 'checkpoint.json').exists()
 

@@ -19,7 +19,7 @@ class folders of ``data_dir``, else the embedded dataset's count, else ``default
 
 ``val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None,
 batch_size=32, input_size=224, crop_ratio=0.875, num_workers=0, mean=None, std=None,
-num_classes=None)`` -> iterable of ``(data, label)``: ``data`` an (N, 3, H, W)
+num_classes=None, skip_bad_images=False, class_names=None, class_subset=False)`` -> iterable of ``(data, label)``: ``data`` an (N, 3, H, W)
 float32 NDArray, normalised; ``label`` an (N,) float32 NDArray of class indices.
 Every validation image exactly once, last batch partial. Transform: shorter side
 to ceil(input_size / crop_ratio), centre crop, (x - mean) / std. Exactly one source:
@@ -32,7 +32,7 @@ your own data).
 ``train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None,
 batch_size=32, input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
 num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
-lighting=None)`` -> the same kind of iterable with GluonCV's training
+lighting=None, skip_bad_images=False)`` -> the same kind of iterable with GluonCV's training
 augmentation (random resized crop of area [min_random_area, 1] and aspect [3/4, 4/3],
 horizontal flip, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1),
 shuffled from ``(seed, epoch)`` -- call ``loader.set_epoch(e)`` before each pass --
@@ -40,23 +40,36 @@ last partial batch dropped, ``len(loader)`` batches per pass. With ``num_parts``
 workers, worker ``part_index`` reads a disjoint part of the data and all parts
 give the same number of batches.
 
-Both loaders have ``num_samples`` (records this worker reads per pass).
+Both loaders have ``num_samples`` (records this worker reads per pass),
+``skipped_images`` (the [BadImage] left out) and, for folders, ``classes``.
+
+Every image is decoded once before a loader is returned (RecordIO shards and folders,
+train and val; ``images.py`` says why): an undecodable one raises :class:`DataError`
+naming the file and record index (or the image path), unless ``skip_bad_images=True``
+leaves it out (``loader.skipped_images`` lists them). Folder trees label images by
+``class_names`` when given (the training tree's classes, or a run's saved list):
+``val_loader(data_dir=..., class_names=names)`` refuses a tree whose classes differ,
+naming the missing and extra ones (with ``class_subset=True`` a subset is accepted,
+each class keeping its index in ``class_names``).
 
 Every problem raises :class:`DataError` (a ``ValueError``) naming the file: missing,
 empty, truncated or corrupt ``.rec``/``.idx`` (with the record index), empty
 folders, labels >= ``num_classes``.
 
 Making data: ``python -m gluon_nets.data.make_rec`` (image tree -> shuffled shards,
-GluonCV's im2rec settings); ``python -m gluon_nets.data.make_embedded`` rebuilt the
-shipped set (not needed at run time).
+GluonCV's im2rec settings; ``--classes`` labels a validation tree by the training
+list); ``python -m gluon_nets.data.check PATH`` lists undecodable images of a .rec or
+folder; ``python -m gluon_nets.data.make_embedded`` rebuilt the shipped set (not
+needed at run time).
 """
 import os
 
 from ..model_zoo import IMAGENET_DATA_CONFIG
 from .recordio import DataError, RecordLoader, resolve_shards, scan_record_file
 from .folder import FolderLoader, check_folder
+from .images import BadImage
 
-__all__ = ['DataError', 'dataset_info', 'list_datasets', 'class_count', 'train_loader',
+__all__ = ['DataError', 'BadImage', 'dataset_info', 'list_datasets', 'class_count', 'train_loader',
            'val_loader', 'IMAGENET_MEAN', 'IMAGENET_STD', 'INTERPOLATION']
 
 #: how both loaders resize (MXNet's bilinear defaults): the ``interpolation`` a run records
@@ -150,13 +163,19 @@ def _folder(data_dir, split):
     return sub if os.path.isdir(sub) else os.path.expanduser(data_dir)
 
 
-def _shards(rec, idx, num_classes):
-    return [scan_record_file(r, i, num_classes) for r, i in resolve_shards(rec, idx)]
+def _record_loader(rec, idx, num_classes, skip_bad_images, scan_workers, *args, **kwargs):
+    """A RecordLoader over checked shards: headers, labels, then every image decoded."""
+    from .recordio import drop_bad_images
+    shards = [scan_record_file(r, i, num_classes) for r, i in resolve_shards(rec, idx)]
+    shards, skipped = drop_bad_images(shards, skip_bad_images, scan_workers)
+    loader = RecordLoader(shards, *args, num_classes=num_classes, **kwargs)
+    loader.skipped_images = skipped
+    return loader
 
 
 def val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, batch_size=32,
                input_size=224, crop_ratio=0.875, num_workers=0, mean=None, std=None,
-               num_classes=None):
+               num_classes=None, skip_bad_images=False, class_names=None, class_subset=False):
     """Validation batches (see the module doc)."""
     kind, source = _one_source(dataset, rec_val, data_dir, 'val')
     mean, std = _stats(source if kind == 'dataset' else None, mean, std)
@@ -164,17 +183,19 @@ def val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, batc
         num_classes = class_count(num_classes, dataset=source)
         rec_val, rec_val_idx, kind = dataset_info(source)['val_rec'], None, 'rec_val'
     if kind == 'rec_val':
-        return RecordLoader(_shards(rec_val, rec_val_idx, num_classes), batch_size, input_size,
-                            False, mean, std, num_workers=num_workers, crop_ratio=crop_ratio,
-                            num_classes=num_classes)
+        return _record_loader(rec_val, rec_val_idx, num_classes, skip_bad_images,
+                              max(1, num_workers), batch_size, input_size, False, mean, std,
+                              num_workers=num_workers, crop_ratio=crop_ratio)
     return FolderLoader(_folder(data_dir, 'val'), batch_size, input_size, False, mean, std,
-                        num_workers=num_workers, crop_ratio=crop_ratio, num_classes=num_classes)
+                        num_workers=num_workers, crop_ratio=crop_ratio, num_classes=num_classes,
+                        skip_bad_images=skip_bad_images, class_names=class_names,
+                        class_subset=class_subset)
 
 
 def train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None, batch_size=32,
                  input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
                  num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
-                 lighting=None):
+                 lighting=None, skip_bad_images=False):
     """Training batches with GluonCV's augmentation (see the module doc)."""
     kind, source = _one_source(dataset, rec_train, data_dir, 'train')
     mean, std = _stats(source if kind == 'dataset' else None, mean, std)
@@ -188,7 +209,8 @@ def train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None
         num_classes = class_count(num_classes, dataset=source)
         rec_train, rec_train_idx, kind = recipe['train_rec'], None, 'rec_train'
     if kind == 'rec_train':
-        return RecordLoader(_shards(rec_train, rec_train_idx, num_classes), batch_size, input_size,
-                            True, mean, std, num_classes=num_classes, **common)
+        return _record_loader(rec_train, rec_train_idx, num_classes, skip_bad_images,
+                              max(1, num_workers), batch_size, input_size, True, mean, std,
+                              **common)
     return FolderLoader(_folder(data_dir, 'train'), batch_size, input_size, True, mean, std,
-                        num_classes=num_classes, **common)
+                        num_classes=num_classes, skip_bad_images=skip_bad_images, **common)

@@ -5,9 +5,10 @@ import os
 
 import numpy as np
 
-from .recordio import DataError
+from .images import scan_files
+from .recordio import DataError, bad_images_error
 
-__all__ = ['check_folder', 'train_transform', 'val_transform', 'FolderLoader']
+__all__ = ['check_folder', 'class_mismatch', 'train_transform', 'val_transform', 'FolderLoader']
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -33,10 +34,30 @@ def check_folder(root, num_classes=None, synsets=None):
         raise DataError('%s has %d class folders, so labels reach %d >= --num-classes %d'
                         % (root, len(classes), len(classes) - 1, num_classes))
     if synsets is not None and classes != list(synsets):
-        extra = sorted(set(classes) ^ set(synsets))
-        raise DataError('%s has different class folders from the training tree (differ: %s)'
-                        % (root, ', '.join(extra[:5]) or 'order'))
+        raise DataError(class_mismatch(root, classes, synsets, 'the training tree'))
     return classes
+
+
+def _names(items, limit=5):
+    items = sorted(items)
+    return ', '.join(items[:limit]) + (' and %d more' % (len(items) - limit) if len(items) > limit else '')
+
+
+def class_mismatch(root, classes, expected, whose, subset=False):
+    """The one-line complaint about tree ``root``'s ``classes`` against ``expected``
+    (``whose`` list: 'the training tree', 'the run'), or None when they agree (with
+    ``subset``, when every class is expected)."""
+    missing = sorted(set(expected) - set(classes))
+    extra = sorted(set(classes) - set(expected))
+    if not extra and (subset or not missing):
+        return None
+    parts = []
+    if missing and not subset:
+        parts.append('lacks %d class(es) of %s: %s' % (len(missing), whose, _names(missing)))
+    if extra:
+        parts.append('has %d class(es) %s does not: %s' % (len(extra), whose, _names(extra)))
+    return '%s %s (labels are class indices in the list of %s, matched by name)' \
+        % (root, ' and '.join(parts), whose)
 
 
 def train_transform(input_size, mean, std, min_random_area=0.08, jitter=0.4, lighting=0.1):
@@ -84,15 +105,39 @@ class FolderLoader:
 
     ``train=True``: GluonCV's augmentation, seeded shuffle (see :meth:`set_epoch`),
     last partial batch dropped; with ``num_parts`` workers each reads a disjoint,
-    equal-sized slice. ``train=False``: every image once, in order."""
+    equal-sized slice. ``train=False``: every image once, in order.
+
+    Every image is decoded once here: undecodable ones (zero-byte, fake ``.jpg``) raise
+    DataError naming them, or with ``skip_bad_images`` are left out (``skipped_images``).
+    ``class_names``: the label space (the training tree's or a run's classes; default
+    this tree's sorted folders); the tree must have exactly those classes (with
+    ``class_subset``, some of them), each labelled with its index in ``class_names``."""
 
     def __init__(self, root, batch_size, input_size, train, mean, std, num_workers=4,
                  num_parts=1, part_index=0, seed=0, crop_ratio=0.875, min_random_area=0.08,
-                 jitter=0.4, lighting=0.1, num_classes=None, synsets=None):
+                 jitter=0.4, lighting=0.1, num_classes=None, synsets=None,
+                 skip_bad_images=False, class_names=None, class_subset=False):
         from mxnet import gluon
         self.root = os.path.expanduser(root)
-        self.classes = check_folder(self.root, num_classes, synsets)
+        found = check_folder(self.root, None if class_names else num_classes, synsets)
         dataset = gluon.data.vision.ImageFolderDataset(self.root, flag=1)
+        if class_names is not None:
+            class_names = [str(c) for c in class_names]
+            problem = class_mismatch(self.root, found, class_names, 'the training tree'
+                                     if not class_subset else 'the run', class_subset)
+            if problem:
+                raise DataError(problem)
+            index = {name: i for i, name in enumerate(class_names)}
+            dataset.items = [(path, index[dataset.synsets[label]]) for path, label in dataset.items]
+            self.classes = list(class_names)
+        else:
+            self.classes = found
+        self.skipped_images = scan_files([path for path, _ in dataset.items], max(1, num_workers))
+        if self.skipped_images:
+            if not skip_bad_images:
+                raise bad_images_error(self.skipped_images, target=self.root)
+            bad = {b.where for b in self.skipped_images}
+            dataset.items = [item for item in dataset.items if item[0] not in bad]
         if len(dataset) == 0:
             raise DataError('image folder %s has no readable images' % self.root)
         tf = (train_transform(input_size, mean, std, min_random_area, jitter, lighting) if train
@@ -114,5 +159,10 @@ class FolderLoader:
         return len(self.loader)
 
     def __iter__(self):
-        for data, label in self.loader:
-            yield data, label.astype('float32')
+        from mxnet.base import MXNetError
+        try:
+            for data, label in self.loader:
+                yield data, label.astype('float32')
+        except MXNetError as err:   # an image changed after the up-front check
+            raise DataError('cannot read an image of %s: %s'
+                            % (self.root, str(err).split('Stack trace')[0].strip().splitlines()[-1])) from None

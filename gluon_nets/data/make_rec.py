@@ -1,14 +1,18 @@
 """Pack an ImageNet-style folder tree into shuffled RecordIO shards.
 
     python -m gluon_nets.data.make_rec ~/imagenet/train ~/imagenet/rec/train --shards 8
-    python -m gluon_nets.data.make_rec ~/imagenet/val   ~/imagenet/rec/val   --no-shuffle
+    python -m gluon_nets.data.make_rec ~/imagenet/val   ~/imagenet/rec/val   --no-shuffle \
+        --classes ~/imagenet/rec/train-classes.txt   # the training labels, matched by name
 
 writes ``<prefix>-00000.rec/.idx`` ... (or ``<prefix>.rec/.idx`` for one shard) and
 ``<prefix>-classes.txt``. Settings are those GluonCV's ImageNet guide gives
 ``im2rec.py``: shorter side resized to 480 (``--resize``), JPEG quality 95, images
 shuffled once (seeded) before they are dealt to the shards. Labels are class
 indices in sorted folder-name order (as ``ImageFolderDataset``).
-``--reindex FILE.rec`` rebuilds a lost ``.idx`` from its ``.rec``.
+``--reindex FILE.rec`` rebuilds a lost ``.idx`` from its ``.rec``; ``--check PATH``
+lists the undecodable images of a .rec or folder (``python -m gluon_nets.data.check``).
+An image OpenCV cannot decode is never written: it is skipped and named on stderr
+(the loaders would refuse it, see ``images.py``).
 """
 import argparse
 import os
@@ -17,17 +21,37 @@ from multiprocessing import Pool
 
 import numpy as np
 
-from .folder import IMAGE_EXTS, check_folder
+from .folder import IMAGE_EXTS, check_folder, class_mismatch
+from ..utils.atomic import write_text_atomic
 from .recordio import _HEADER, _MAGIC, DataError
 
 __all__ = ['list_images', 'write_shards', 'reindex']
 
 
-def list_images(root):
-    """[(relative path, label)] of a class-per-subfolder tree, sorted."""
-    classes = check_folder(root)
+def read_class_list(path):
+    """The class names of a ``<prefix>-classes.txt`` (one per line)."""
+    if not os.path.isfile(path):
+        raise DataError('class list %s does not exist' % path)
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names or len(set(names)) != len(names):
+        raise DataError('class list %s is empty or names a class twice' % path)
+    return names
+
+
+def list_images(root, class_names=None):
+    """``(class names, [(relative path, label)])`` of a class-per-subfolder tree, sorted.
+    Labels are indices in ``class_names`` (e.g. the training tree's ``-classes.txt``,
+    so that a validation tree lacking a class keeps the training labels); default
+    the tree's sorted folders. A folder ``class_names`` lacks is a DataError."""
+    found = check_folder(root)
+    classes = list(class_names) if class_names else found
+    problem = class_mismatch(root, found, classes, 'the class list', subset=True)
+    if problem:
+        raise DataError(problem)
     items = []
-    for label, c in enumerate(classes):
+    for c in found:
+        label = classes.index(c)
         for dirpath, _, files in sorted(os.walk(os.path.join(root, c))):
             for f in sorted(files):
                 if f.lower().endswith(IMAGE_EXTS):
@@ -51,37 +75,50 @@ def _encode(job):
 
 
 def write_shards(root, prefix, shards=1, resize=480, quality=95, shuffle=True, seed=0,
-                 workers=None):
-    """Write the shards; returns their .rec paths. Unreadable images raise DataError."""
+                 workers=None, class_names=None):
+    """Write the shards; returns their .rec paths. Images OpenCV cannot read are left
+    out and named on stderr (DataError when none is left). ``class_names``: the label
+    list (see :func:`list_images`)."""
     from mxnet import recordio
     root = os.path.expanduser(root)
-    classes, items = list_images(root)
+    classes, items = list_images(root, class_names)
     order = np.random.RandomState(seed).permutation(len(items)) if shuffle else np.arange(len(items))
     shards = max(1, min(int(shards), len(items)))
     names = ([prefix] if shards == 1 else ['%s-%05d' % (prefix, k) for k in range(shards)])
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with open(prefix + '-classes.txt', 'w') as f:
-        f.write('\n'.join(classes) + '\n')
-    out = []
+    write_text_atomic(prefix + '-classes.txt', '\n'.join(classes) + '\n')
+    out, skipped = [], []
     with Pool(workers or os.cpu_count() or 1) as pool:
         for name, part in zip(names, np.array_split(order, shards)):
             writer = recordio.MXIndexedRecordIO(name + '.idx.tmp', name + '.rec.tmp', 'w')
             jobs = [(root, items[i][0], resize, quality) for i in part]
-            for key, (i, (rel, jpg)) in enumerate(zip(part, pool.imap(_encode, jobs, chunksize=16))):
+            key = 0
+            for i, (rel, jpg) in zip(part, pool.imap(_encode, jobs, chunksize=16)):
                 if jpg is None:
-                    writer.close()
-                    raise DataError('cannot read image %s' % os.path.join(root, rel))
+                    skipped.append(os.path.join(root, rel))
+                    print('skipped %s: not a decodable image' % skipped[-1], file=sys.stderr)
+                    continue
                 header = recordio.IRHeader(0, float(items[i][1]), int(i), 0)
                 writer.write_idx(key, recordio.pack(header, jpg))
+                key += 1
             writer.close()
+            if key == 0:
+                for tmp in (name + '.rec.tmp', name + '.idx.tmp'):
+                    os.remove(tmp)
+                raise DataError('no image of %s decodes (shard %s would be empty)' % (root, name))
             os.replace(name + '.rec.tmp', name + '.rec')
             os.replace(name + '.idx.tmp', name + '.idx')
             out.append(name + '.rec')
+    if skipped:
+        print('skipped %d of %d images that do not decode' % (len(skipped), len(items)),
+              file=sys.stderr)
     return out
 
 
 def reindex(rec):
     """Rebuild ``rec``'s ``.idx`` by walking its record headers."""
+    if not os.path.isfile(rec):
+        raise DataError('RecordIO file %s does not exist' % rec)
     size = os.path.getsize(rec)
     lines, pos, key = [], 0, 0
     with open(rec, 'rb') as f:
@@ -100,9 +137,7 @@ def reindex(rec):
             pos += _HEADER.size + length + (4 - length % 4) % 4
             key += 1
     idx = os.path.splitext(rec)[0] + '.idx'
-    with open(idx + '.tmp', 'w') as f:
-        f.writelines(lines)
-    os.replace(idx + '.tmp', idx)
+    write_text_atomic(idx, ''.join(lines))
     return idx
 
 
@@ -118,7 +153,17 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--workers', type=int, default=None, help='encoding processes (default: all cores)')
     parser.add_argument('--reindex', metavar='REC', help='only rebuild REC\'s .idx file')
+    parser.add_argument('--classes', metavar='FILE', default=None,
+                        help='label by this class list (the training shards\' '
+                             '<prefix>-classes.txt) instead of the tree\'s own folders: '
+                             'use it for the validation tree')
+    parser.add_argument('--check', metavar='PATH',
+                        help='only list the undecodable images of a .rec or folder '
+                             '(exit 0 clean, 1 bad records, 2 bad path)')
     args = parser.parse_args(argv)
+    if args.check:
+        from .check import run
+        sys.exit(run([args.check], workers=args.workers or 1))
     try:
         if args.reindex:
             print(reindex(args.reindex))
@@ -127,11 +172,15 @@ def main(argv=None):
             parser.error('give ROOT and PREFIX (or --reindex REC)')
         if not 1 <= args.quality <= 100:
             parser.error('--quality must be in 1..100')
+        names = read_class_list(args.classes) if args.classes else None
         for path in write_shards(args.root, args.prefix, args.shards, args.resize, args.quality,
-                                 not args.no_shuffle, args.seed, args.workers):
+                                 not args.no_shuffle, args.seed, args.workers, names):
             print(path)
     except DataError as err:
         sys.exit('error: %s' % err)
+    except OSError as err:      # full disk, an output path under a file, no permission
+        sys.exit('error: cannot write %s: %s' % (err.filename or args.prefix or args.reindex,
+                                                 err.strerror or err))
 
 
 if __name__ == '__main__':

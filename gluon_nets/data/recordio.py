@@ -8,14 +8,20 @@ chains shards, trims every part to its exact record count, gives every
 distributed worker the same number of batches (``dist_sync`` would hang
 otherwise), and checks files up front so that errors name the file and record.
 """
+import atexit
 import glob
 import os
+import shutil
 import struct
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .images import BadImage, image_problem
+
 __all__ = ['DataError', 'RecordShard', 'resolve_shards', 'scan_record_file', 'RecordLoader',
-           'part_range']
+           'part_range', 'scan_images', 'drop_bad_images', 'bad_images_error']
 
 _MAGIC = 0xced7230a
 _HEADER = struct.Struct('<II')          # magic, lrecord (29-bit length + 3-bit cflag)
@@ -159,6 +165,121 @@ def scan_record_file(rec, idx, num_classes=None, full_scan_limit=FULL_SCAN_LIMIT
                                 % (rec, what, int(label), num_classes))
             label_max = max(label_max, label)
     return RecordShard(rec, idx, len(offsets), int(label_max))
+
+
+def _record_image(f, offset):
+    """The encoded image bytes of the (already header-checked) record at ``offset``."""
+    f.seek(offset)
+    head = f.read(_HEADER.size + _IRHEADER.size)
+    length = _HEADER.unpack_from(head)[1] & ((1 << 29) - 1)
+    flag = _IRHEADER.unpack_from(head, _HEADER.size)[0]
+    body = f.read(length - _IRHEADER.size)
+    return body[4 * flag:] if flag > 0 else body    # a label array precedes the image
+
+
+def _scan_range(rec, keys, offsets, begin, end):
+    problems = []
+    with open(rec, 'rb') as f:
+        for i in range(begin, end):
+            why = image_problem(_record_image(f, int(offsets[i])))
+            if why:
+                problems.append(BadImage(rec, why, i, int(keys[i])))
+    return problems
+
+
+_SCANNED = {}   # (file identities) -> [BadImage]: a file is decoded once per process
+
+
+def _identity(path):
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
+
+
+def scan_images(rec, idx, workers=1):
+    """[BadImage] of the records of ``rec`` (indexed by ``idx``) whose image does not
+    decode, in index order. Call :func:`scan_record_file` first (it checks the record
+    headers this relies on). Every image is decoded once (``workers`` threads; about
+    50 us per 32-px PNG), and the answer is kept for the process while the files are
+    unchanged."""
+    cache_key = _identity(rec) + _identity(idx)
+    if cache_key not in _SCANNED:
+        keys, offsets = _read_index(idx, rec)
+        bounds = np.linspace(0, len(offsets), max(1, int(workers)) * 4 + 1).astype(int)
+        with ThreadPoolExecutor(max(1, int(workers))) as pool:
+            parts = pool.map(lambda b: _scan_range(rec, keys, offsets, b[0], b[1]),
+                             zip(bounds[:-1], bounds[1:]))
+            _SCANNED[cache_key] = [bad for part in parts for bad in part]
+    return list(_SCANNED[cache_key])
+
+
+def bad_images_error(bad, flag='--skip-bad-images', target=None):
+    """The :class:`DataError` for undecodable images ``bad`` ([BadImage], non-empty):
+    one line naming the first few, how to list them all (``check`` of ``target``, by
+    default the files named), and ``flag``."""
+    wheres = [target] if target else sorted({b.where for b in bad})
+    shown = '; '.join(str(b) for b in bad[:3]) + ('; ...' if len(bad) > 3 else '')
+    return DataError('%d undecodable image(s) (%s); list them with `python -m '
+                     'gluon_nets.data.check %s`, or pass %s to leave them out'
+                     % (len(bad), shown, ' '.join(wheres), flag))
+
+
+_CLEAN_DIRS = []
+
+
+def _remove_clean_dirs():
+    for path in _CLEAN_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_copy(shard, bad):
+    """A temporary copy of ``shard`` without the records ``bad``: the C++ reader
+    cannot be told to skip a record (the .idx only gives where records start, so a
+    dropped entry would be read as part of its neighbour)."""
+    if not _CLEAN_DIRS:
+        atexit.register(_remove_clean_dirs)
+    where = tempfile.mkdtemp(prefix='gluon_nets-clean-')
+    _CLEAN_DIRS.append(where)
+    stem = os.path.join(where, os.path.splitext(os.path.basename(shard.rec))[0])
+    dropped = {b.index for b in bad}
+    keys, offsets = _read_index(shard.idx, shard.rec)
+    size = os.path.getsize(shard.rec)
+    lines, kept = [], 0
+    try:
+        with open(shard.rec, 'rb') as src, open(stem + '.rec', 'wb') as dst:
+            for i, offset in enumerate(offsets):
+                if i in dropped:
+                    continue
+                _, end = _read_record_header(src, shard.rec, int(offset), size, 'record %d' % i)
+                src.seek(int(offset))
+                lines.append('%d\t%d\n' % (keys[i], dst.tell()))
+                dst.write(src.read(min(end, size) - int(offset)))
+                kept += 1
+        with open(stem + '.idx', 'w') as f:
+            f.writelines(lines)
+    except OSError as err:
+        raise DataError('cannot write a copy of %s without its %d undecodable image(s) in %s: %s'
+                        % (shard.rec, len(bad), where, err.strerror or err)) from None
+    return RecordShard(stem + '.rec', stem + '.idx', kept, shard.label_max)
+
+
+def drop_bad_images(shards, skip=False, workers=1):
+    """``(shards, skipped)``: the shards with every image decodable, and the [BadImage]
+    left out. With undecodable images and ``skip`` False: :class:`DataError`
+    (:func:`bad_images_error`). Skipping reads a temporary copy of each affected shard
+    (removed at exit), so it needs that much free space in the temp folder."""
+    found = {id(s): scan_images(s.rec, s.idx, workers) for s in shards}
+    skipped = [b for s in shards for b in found[id(s)]]
+    if not skipped:
+        return list(shards), []
+    if not skip:
+        raise bad_images_error(skipped)
+    out = []
+    for s in shards:
+        bad = found[id(s)]
+        if bad and len(bad) == s.num_records:
+            raise DataError('%s: none of its %d images decodes' % (s.rec, s.num_records))
+        out.append(_clean_copy(s, bad) if bad else s)
+    return out, skipped
 
 
 def part_range(num_records, num_parts, part_index):

@@ -18,7 +18,12 @@ shorter side to ceil(size / crop_ratio), centre crop, (x/255 - mean) / std, with
 ``data_config`` of the flags, else of the artefact's record (the run's ``model.json``,
 the deployer JSON), else the dataset's recipe over the model's registry entry.
 
-Exit status 0, or 2 with ``error: ...`` on bad flags, weights or data.
+Exit status 0, or 2 with ``error: ...`` (one line; ``--debug`` shows the traceback) on
+bad flags, weights, data or output paths. Output paths (``--json``, ``--per-class``)
+are checked before anything is evaluated. Every image is decoded once before the
+evaluation starts: an undecodable one is an error naming its file and record, unless
+``--skip-bad-images`` leaves it out (the count is printed). An image folder is
+labelled by the run's (or the deployer JSON's) class names, matched by folder name.
 """
 import argparse
 import os
@@ -55,6 +60,8 @@ def build_parser():
     data.add_argument('--data-dir', default=None, help='image folder: DIR/val/<class>/* or DIR/<class>/*')
     data.add_argument('--npy', default=None, help='(N,3,H,W) float32 preprocessed images')
     data.add_argument('--npy-labels', default=None, help='labels for --npy (.npy or JSON list)')
+    data.add_argument('--skip-bad-images', action='store_true',
+                      help='leave out images that do not decode (counted) instead of stopping')
     data.add_argument('--class-names', default=None,
                       help='text file, one class name per line (default: the dataset\'s / ImageNet\'s)')
     pre = parser.add_argument_group('preprocessing (default: the data_config of the artefact, '
@@ -65,6 +72,8 @@ def build_parser():
     pre.add_argument('--std', default=None, help='RGB std on the [0,1] scale, "r,g,b"')
     run_group = parser.add_argument_group('run and report')
     run_group.add_argument('--batch-size', type=int, default=32)
+    run_group.add_argument('--no-optimize', action='store_true',
+                           help='run a --model net as built, not gluon_nets.inference.optimize')
     run_group.add_argument('--num-workers', type=int, default=0, help='decoding workers')
     run_group.add_argument('--threads', type=int, default=None,
                            help='OMP threads for MXNet / onnxruntime (default: OMP_NUM_THREADS, '
@@ -73,6 +82,7 @@ def build_parser():
                            help='write per-class accuracy tables (CSV) and confusion-matrix PNGs to DIR')
     run_group.add_argument('--json', default=None, metavar='FILE', help='write every number to FILE')
     run_group.add_argument('--no-progress', action='store_true', help='no progress bar')
+    run_group.add_argument('--debug', action='store_true', help='show the traceback of an error')
     return parser
 
 
@@ -116,6 +126,12 @@ def check_args(args):
         raise EvalError('--num-workers must be >= 0')
     if args.crop_ratio is not None and not 0 < args.crop_ratio <= 1:
         raise EvalError('--crop-ratio must be in (0, 1], got %g' % args.crop_ratio)
+    # before the evaluation: a report that cannot be written must not cost a whole run
+    from ..utils.paths import check_output_path
+    if args.json:
+        check_output_path(args.json, '--json')
+    if args.per_class:
+        check_output_path(args.per_class, '--per-class', directory=True)
 
 
 def _common_classes(predictors, dinfo):
@@ -143,9 +159,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         report = run(args, threads)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as err:
-        # DataError, ExportError, ConversionError and EvalError are ValueErrors
-        print('error: %s' % err, file=sys.stderr)
+    except (ValueError, OSError, ImportError, RuntimeError) as err:
+        # DataError, ExportError, ConversionError and EvalError are ValueErrors;
+        # MXNetError is a RuntimeError whose text carries a C++ stack trace
+        if args.debug:
+            raise
+        from symbols.checks import error_line
+        text = str(err)
+        if '\n' in text or 'Stack trace' in text:
+            text = error_line(err)
+        print('error: %s' % text, file=sys.stderr)
         return 2
     return 0 if report else 2
 
@@ -156,13 +179,23 @@ def run(args, threads=None):
     predictors = load_predictors(args, threads)
     dataset, dinfo, config = resolve_preprocessing(args, predictors)
     classes = _common_classes(predictors, dinfo)
-    batches, num_images, input_size, source = open_batches(args, dataset, config, classes)
+    # the class list a run or an export saved: an image folder is labelled by it
+    recorded = next((p.record['class_names'] for p in predictors
+                     if p.record and p.record.get('class_names')), None)
+    batches, num_images, input_size, source = open_batches(args, dataset, config, classes,
+                                                           recorded)
+    for predictor in predictors:      # a fixed-shape ONNX file at another size fails here
+        check = getattr(predictor.fn, 'check_input_size', None)
+        if check:
+            try:
+                check(3, input_size, input_size)
+            except ValueError as err:
+                raise EvalError(str(err)) from None
     if classes is None:
         # An ONNX / Symbol file without deployer JSON: take the count from one batch.
         first = next(iter(batches))[0]
         classes = int(predictors[0](first[:1]).shape[1])
-    recorded = next((p.record['class_names'] for p in predictors if p.record), None)
-    names = class_names(args, dinfo, classes, recorded)
+    names = class_names(args, dinfo, classes, recorded or getattr(batches, 'classes', None))
 
     wall = time.perf_counter()
     tallies = evaluate(predictors, batches, classes, num_images=num_images,
@@ -181,7 +214,19 @@ def run(args, threads=None):
         'results': results,
     }
     report.update({k: results[0][k] for k in ('top1', 'top5', 'loss', 'img_per_s')})
+    skipped = getattr(batches, 'skipped_images', [])
+    if skipped:
+        report['data']['skipped_images'] = [str(b) for b in skipped]
     print_results(report, results, classes, args.batch_size, predictions=bool(args.npy))
+    try:
+        _write_reports(args, report, results, tallies, names)
+    except OSError as err:      # a full disk, a folder that vanished
+        from ..utils.paths import write_error_line
+        raise EvalError(write_error_line(err)) from None
+    return report
+
+
+def _write_reports(args, report, results, tallies, names):
     if args.per_class:
         if not tallies[0].labelled:
             raise EvalError('--per-class needs labels (--npy without --npy-labels has none)')
@@ -193,4 +238,3 @@ def run(args, threads=None):
     if args.json:
         from ..utils.atomic import write_json_atomic
         write_json_atomic(args.json, report)
-    return report

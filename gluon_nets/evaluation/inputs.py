@@ -80,7 +80,7 @@ def _npy_batches(args):
     if not os.path.isfile(args.npy):
         raise EvalError('--npy file %s does not exist' % args.npy)
     try:
-        images = np.load(args.npy)
+        images = np.load(args.npy, allow_pickle=False)   # an object array would unpickle
     except Exception as err:
         raise EvalError('cannot read %s as a .npy array: %s' % (args.npy, err)) from None
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
@@ -97,7 +97,7 @@ def _npy_batches(args):
                 with open(args.npy_labels) as f:
                     labels = np.asarray(json.load(f))
             else:
-                labels = np.load(args.npy_labels)
+                labels = np.load(args.npy_labels, allow_pickle=False)
         except Exception as err:
             raise EvalError('cannot read labels %s: %s' % (args.npy_labels, err)) from None
         labels = np.asarray(labels).reshape(-1)
@@ -113,10 +113,13 @@ def _npy_batches(args):
 
 
 class _NumpyBatches:
-    """val_loader's (NDArray data, NDArray label) batches as numpy."""
+    """val_loader's (NDArray data, NDArray label) batches as numpy (with the loader's
+    ``skipped_images`` and, for a folder, ``classes``)."""
 
     def __init__(self, loader):
         self.loader = loader
+        self.skipped_images = getattr(loader, 'skipped_images', [])
+        self.classes = getattr(loader, 'classes', None)
 
     def __len__(self):
         return len(self.loader)
@@ -126,9 +129,11 @@ class _NumpyBatches:
             yield data.asnumpy(), label.asnumpy()
 
 
-def open_batches(args, dataset, config, classes):
+def open_batches(args, dataset, config, classes, recorded_names=None):
     """``(batches, number of images or None, input side, source description)`` for the
-    flags' data source, preprocessed as ``config`` says (a .npy is taken as it is)."""
+    flags' data source, preprocessed as ``config`` says (a .npy is taken as it is).
+    An image folder is labelled by ``recorded_names`` (a run's or an export's class
+    names) matched by folder name: a folder class they lack is an error."""
     if args.npy:
         batches, num_images, size = _npy_batches(args)
         return batches, num_images, size, {'npy': os.path.abspath(args.npy),
@@ -139,7 +144,14 @@ def open_batches(args, dataset, config, classes):
                              data_dir=args.data_dir, batch_size=args.batch_size,
                              input_size=config['input_size'][-1],
                              crop_ratio=config['crop_ratio'], num_workers=args.num_workers,
-                             mean=config['mean'], std=config['std'], num_classes=classes)
+                             mean=config['mean'], std=config['std'], num_classes=classes,
+                             skip_bad_images=getattr(args, 'skip_bad_images', False),
+                             class_names=recorded_names if args.data_dir else None,
+                             class_subset=True)
+    if loader.skipped_images:
+        print('--skip-bad-images: left out %d undecodable image(s): %s'
+              % (len(loader.skipped_images),
+                 '; '.join(str(b) for b in loader.skipped_images[:5])), file=sys.stderr)
     return (_NumpyBatches(loader), getattr(loader, 'num_samples', None),
             config['input_size'][-1],
             {'dataset': dataset, 'rec_val': args.rec_val, 'data_dir': args.data_dir})

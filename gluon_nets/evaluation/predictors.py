@@ -63,6 +63,14 @@ def _zoo_predictor(args):
         kwargs = dict(record['kwargs'], **kwargs)      # the run's architecture options
     net, _, classes = build_net(info.name, params=args.params, classes=args.classes, **kwargs)
     net.hybridize(static_alloc=True, static_shape=True)
+    if not getattr(args, 'no_optimize', False):
+        # the exact fast graph (BN folded, family rewrites; within 1e-5, checked) at the
+        # input size the run will use
+        from ..inference import optimize
+        size = args.input_size or (record or {}).get('data_config', {}).get(
+            'input_size', info.data_config['input_size'])
+        size = size if isinstance(size, int) else size[-1]
+        net = optimize(net, (1, 3, size, size))
     return Predictor('%s (%s)' % (info.name, os.path.basename(args.params)), 'gluon',
                      _mxnet_fn(net), classes, record, model=info.name,
                      min_input_size=info.min_input_size)

@@ -23,9 +23,13 @@ def main(argv=None):
         code = train(argv)
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else 1
-    except BaseException:
-        import traceback
-        traceback.print_exc()
+    except BaseException as err:   # what main() did not turn into a status (it handles signals)
+        if '--debug' in argv:
+            import traceback
+            traceback.print_exc()
+        else:
+            print('train_imagenet.py: error: %s: %s (run with --debug for the traceback)'
+                  % (type(err).__name__, err), file=sys.stderr)
         code = 1
     if code:
         sys.stdout.flush()

@@ -21,7 +21,7 @@ from ..utils import threads
 
 __all__ = ['build_parser', 'parse_args', 'set_threads_from_argv', 'UsageError',
            'GENERIC_MODEL_OPTIONS', 'family_options', 'constructor_kwargs', 'option_given',
-           'import_modules', 'values_in_argv']
+           'import_modules', 'values_in_argv', 'RESUME_OVERRIDABLE', 'RESUME_SCHEDULE_OVERRIDES']
 
 
 class UsageError(ValueError):
@@ -167,6 +167,10 @@ def build_parser(with_families=True):
     d.add_argument('--rgb-std', type=_float_list, default=None, help='R,G,B std on the 0-255 scale')
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
                    help='decoding/augmentation threads (RecordIO) or processes (folders)')
+    d.add_argument('--skip-bad-images', action='store_true',
+                   help='leave out images that do not decode (counted in the log) instead of '
+                        'stopping before the first epoch; list them with '
+                        '`python -m gluon_nets.data.check PATH`')
     d.add_argument('--batch-size', type=_positive_int, default=32, help='batch size per device')
     d.add_argument('--num-gpus', type=int, default=0, help='number of GPUs (0: CPU)')
     d.add_argument('--ctx', default=None, help='devices, e.g. "cpu" or "gpu0,gpu1" (overrides --num-gpus)')
@@ -223,6 +227,18 @@ def build_parser(with_families=True):
     r.add_argument('--resume-epoch', type=int, default=0, help='GluonCV style: first epoch to train')
     r.add_argument('--resume-params', default='', help='GluonCV style: parameters to start from')
     r.add_argument('--resume-states', default='', help='GluonCV style: trainer states to start from')
+    r.add_argument('--overwrite', action='store_true',
+                   help='replace the run already in --save-dir: its run files (JSON, params, '
+                        'states, CSV, PNG, logs) are deleted when the new run starts; without '
+                        'it (or --resume) such a directory is refused')
+    r.add_argument('--trust-checkpoint', action='store_true',
+                   help='load a legacy pickled .states file (MXNet\'s Trainer.save_states): '
+                        'unpickling runs code from the file, so only for files you made')
+    r.add_argument('--deterministic', action='store_true',
+                   help='bit-identical runs for the same --seed on CPU: MXNet\'s NaiveEngine '
+                        '(synchronous, slower); needs -j 0 or 1')
+    r.add_argument('--debug', action='store_true',
+                   help='show the traceback of a failure instead of the one-line error')
     r.add_argument('--log-interval', type=int, default=50, help='log every N batches (0: never)')
     r.add_argument('--logging-file', default='train_imagenet.log', help='log file name inside --save-dir')
     r.add_argument('--kvstore', default='device',
@@ -243,7 +259,10 @@ def build_parser(with_families=True):
 
 # flags that may differ on --resume without changing the run's arithmetic
 RESUME_OVERRIDABLE = {'resume', 'threads', 'num_workers', 'log_interval', 'no_progress', 'logging_file',
-                      'save_frequency', 'num_epochs'}
+                      'save_frequency', 'num_epochs', 'trust_checkpoint', 'debug', 'deterministic'}
+# flags that may differ on --resume and change the rest of the schedule (the way out of a
+# diverged run): recorded in the run's history (args.json and checkpoint.json)
+RESUME_SCHEDULE_OVERRIDES = ('lr', 'wd', 'lr_mode', 'warmup_epochs')
 
 
 def set_threads_from_argv(argv):
@@ -305,9 +324,12 @@ def parse_args(argv=None):
     return args
 
 
-def check_args(args):
-    """Raise :class:`UsageError` for values the trainer cannot honour."""
-    if args.resume:
+def check_args(args, resolved=False):
+    """Raise :class:`UsageError` for values the trainer cannot honour. A ``--resume``
+    run is checked once its saved arguments are ``resolved`` (with the overrides)."""
+    if args.resume and not resolved:
+        if getattr(args, 'overwrite', False):
+            raise UsageError('--overwrite and --resume contradict each other: give one')
         return
     if not args.model:
         raise UsageError('--model is required (see gluon_nets.list_models())')
@@ -352,6 +374,25 @@ def check_args(args):
         raise UsageError('--num-gpus must be >= 0')
     if args.max_iters < 0:
         raise UsageError('--max-iters must be >= 0')
+    for flag, value in (('--save-frequency', args.save_frequency),
+                        ('--log-interval', args.log_interval),
+                        ('--resume-epoch', args.resume_epoch), ('--warmup-lr', args.warmup_lr)):
+        if value < 0:
+            raise UsageError('%s must be >= 0, got %g' % (flag, value))
+    if args.lr_decay <= 0:
+        raise UsageError('--lr-decay must be > 0, got %g' % args.lr_decay)
+    if args.teacher and args.temperature <= 0:
+        raise UsageError('--temperature must be > 0, got %g' % args.temperature)
+    if args.resume_epoch >= args.num_epochs:
+        raise UsageError('--resume-epoch %d: the run has only --num-epochs %d'
+                         % (args.resume_epoch, args.num_epochs))
+    for flag, path in (('--resume-params', args.resume_params),
+                       ('--resume-states', args.resume_states)):
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise UsageError('%s %s: no such file' % (flag, path))
+    if getattr(args, 'deterministic', False) and args.num_workers > 1:
+        raise UsageError('--deterministic needs -j 0 or -j 1 (several decoding threads '
+                         'finish their images in a varying order), got -j %d' % args.num_workers)
 
 
 # --------------------------------------------------------------- flags -> constructor kwargs

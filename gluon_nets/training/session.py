@@ -115,5 +115,6 @@ class TrainingSession:
 
     def barrier(self):
         """Wait for every distributed worker (nothing when training locally)."""
-        if self.kvstore is not None and hasattr(self.kvstore, 'barrier'):
-            self.kvstore.barrier()
+        if self.kvstore is not None:
+            from .distributed import barrier     # 1.9.1 has only kv._barrier()
+            barrier(self.kvstore)

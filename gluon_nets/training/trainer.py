@@ -15,6 +15,7 @@ It knows no family: a family's flags come from its registry entry
 model check), connect (devices, workers), data config, run directory, data, model,
 teacher, optimiser, the epochs, finish.
 """
+import contextlib
 import json
 import logging
 import math
@@ -25,11 +26,13 @@ import time
 
 import numpy as np
 
-from .options import (RESUME_OVERRIDABLE, UsageError, build_parser, check_args,
-                      constructor_kwargs, import_modules, set_threads_from_argv,
+from .options import (RESUME_OVERRIDABLE, RESUME_SCHEDULE_OVERRIDES, UsageError, build_parser,
+                      check_args, constructor_kwargs, import_modules, set_threads_from_argv,
                       values_in_argv)
 from ..utils.atomic import atomic_path
-from .checkpoint import RunDir
+from .checkpoint import (CheckpointError, RunDir, check_save_dir, clear_run, load_params,
+                         load_trainer_states, run_files)
+from . import distributed
 from .session import TrainingSession
 
 __all__ = ['main', 'run', 'evaluate', 'TrainingError', 'NonFiniteLoss']
@@ -51,6 +54,7 @@ class _Run:
     def __init__(self, args, info, kwargs, ignored):
         self.args, self.info, self.kwargs, self.ignored = args, info, kwargs, ignored
         self.ctx, self.kv, self.rank, self.num_workers, self.is_chief = None, None, 0, 1, True
+        self.worker = None   # distributed.Worker: kvstore, rank, count
         self.data_config, self.class_names = None, None
         self.run_dir, self.record = None, None
         self.train_data, self.val_data, self.iters = None, None, 0
@@ -58,6 +62,8 @@ class _Run:
         self.trainer, self.update_on_kv = None, None
         self.start_epoch, self.rows, self.best = 0, [], -1.0
         self.seen_labels = []
+        self.overrides = {}       # --resume schedule changes: {dest: [saved, new]}
+        self.best_epoch = None
 
     @property
     def num_classes(self):
@@ -72,25 +78,81 @@ class _Run:
 def run(args, argv_for_resume=None):
     """Train with parsed ``args``; returns the list of per-epoch metric rows."""
     state = _prepare(args, argv_for_resume or [])
-    _connect(state)
-    _resolve_data_config(state)
-    _prepare_run_dir(state)
-    _load_data(state)
-    _build_model(state)
-    _build_teacher(state)
-    _build_optimiser(state)
-    _train_epochs(state)
-    return _finish(state)
+    try:
+        _connect(state)
+        _resolve_data_config(state)
+        _prepare_run_dir(state)
+        _load_data(state)
+        _build_model(state)
+        _build_teacher(state)
+        _build_optimiser(state)
+        _train_epochs(state)
+        return _finish(state)
+    except (Interrupted, OSError) as err:
+        err.run_dir = state.run_dir     # main's message names the checkpoint that is kept
+        raise
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived (``signum``). A BaseException, as KeyboardInterrupt,
+    so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT handlers that raise :class:`Interrupted`, except inside
+    :meth:`deferred` (an epoch's commit), which raises it once the block is done."""
+
+    def __init__(self):
+        self.depth, self.pending, self.previous = 0, None, {}
+
+    def install(self):
+        import signal
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self):
+        import signal
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous, self.pending, self.depth = {}, None, 0
+
+    def _handle(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+            return
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise Interrupted(signum)
+
+
+_STOP_SIGNALS = _StopSignals()
 
 
 # ---------------------------------------------------------------- phase 1: prepare
 def _prepare(args, argv):
     """Final arguments (a resumed run's saved ones), every flag checked, the model's
     entry and constructor kwargs: any bad flag stops the run here, before any work."""
-    ignored = []
+    ignored, overrides = [], {}
     if args.resume:
-        args, ignored = _resolve_resume(args, argv)
-    check_args(args)
+        args, ignored, overrides = _resolve_resume(args, argv)
+    check_args(args, resolved=True)
+    check_save_dir(args.save_dir, '--resume' if args.resume else '--save-dir')
     import_modules(getattr(args, 'import_module', None))
     from gluon_nets.model_zoo import get_model_info
     try:
@@ -102,7 +164,9 @@ def _prepare(args, argv):
         info.training.check(args, info)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return _Run(args, info, kwargs, ignored)
+    state = _Run(args, info, kwargs, ignored)
+    state.overrides = overrides
+    return state
 
 
 def _given_flags(argv):
@@ -116,16 +180,28 @@ def _given_flags(argv):
 
 
 def _saved_args(run_dir):
+    """The run's saved ``args.json`` (a dict), None when absent;
+    :class:`CheckpointError` naming the file when it is not a JSON object."""
     path = os.path.join(run_dir, 'args.json')
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError('%s is corrupt (%s)' % (path, err)) from None
+    if not isinstance(stored, dict):
+        raise CheckpointError('%s is corrupt (not a JSON object of arguments)' % path)
+    return stored
 
 
 def _resolve_resume(args, argv):
-    """Replace ``args`` by the saved run's arguments (plus allowed overrides)."""
+    """Replace ``args`` by the saved run's arguments plus the allowed overrides;
+    returns (namespace, ignored flags, {flag dest: [saved, new]} schedule changes)."""
     run_dir = os.path.abspath(os.path.expanduser(args.resume))
+    if not os.path.isdir(run_dir):
+        raise UsageError('--resume %s: %s' % (args.resume, 'a file, not a run directory'
+                                              if os.path.exists(run_dir) else 'no such directory'))
     stored = _saved_args(run_dir)
     if stored is None:
         raise UsageError('--resume %s: no run there (args.json missing)' % args.resume)
@@ -133,28 +209,36 @@ def _resolve_resume(args, argv):
     namespace = build_parser().parse_args(['--model', stored.get('model') or 'x'])
     for key, value in stored.items():
         setattr(namespace, key, value)
-    ignored = []
-    for key, value in _given_flags(argv).items():
+    ignored, changes = [], {}
+    given = _given_flags(argv)
+    if given.get('overwrite'):
+        raise UsageError('--overwrite and --resume contradict each other: give one')
+    for key, value in given.items():
         if key in RESUME_OVERRIDABLE:
+            setattr(namespace, key, value)
+        elif key in RESUME_SCHEDULE_OVERRIDES:
+            if value != stored.get(key):
+                changes[key] = [stored.get(key), value]
             setattr(namespace, key, value)
         elif value != stored.get(key):
             ignored.append('--' + key.replace('_', '-'))
     namespace.resume = run_dir
     namespace.save_dir = run_dir
-    return namespace, ignored
+    namespace.overwrite = False
+    return namespace, ignored, changes
 
 
 # ---------------------------------------------------------------- phase 2: connect
 def _connect(state):
-    """Devices, and for a distributed run the kvstore, this worker's rank and count."""
-    import mxnet as mx
+    """Devices, and for a distributed run the kvstore, this worker's rank and count
+    (:mod:`.distributed`)."""
     args = state.args
     state.ctx = _contexts(args)
     args.num_devices = len(state.ctx)
-    if args.kvstore.startswith('dist'):
-        state.kv = mx.kv.create(args.kvstore)
-        state.rank, state.num_workers = state.kv.rank, state.kv.num_workers
-    state.is_chief = state.rank == 0
+    state.worker = distributed.connect(args.kvstore)
+    state.kv, state.rank, state.num_workers = (state.worker.kv, state.worker.rank,
+                                               state.worker.num_workers)
+    state.is_chief = state.worker.is_chief
 
 
 def _contexts(args):
@@ -215,8 +299,19 @@ def _resolve_data_config(state):
 def _prepare_run_dir(state):
     """The run directory, its log, and the committed checkpoint when resuming."""
     args = state.args
-    state.run_dir = RunDir(args.save_dir, args.model)
+    path = os.path.abspath(os.path.expanduser(args.save_dir))
+    removed = []
+    if state.is_chief and not args.resume:
+        found = run_files(path)
+        if found and not args.overwrite:
+            raise UsageError('--save-dir %s holds a run (%s): continue it with --resume %s, or '
+                             'replace it with --overwrite' % (path, ', '.join(found[:4]), path))
+        if found:   # --overwrite: the old run goes now (docs/training.md says so)
+            removed = clear_run(path)
+    state.run_dir = RunDir(path, args.model)
     _setup_logging(state.run_dir, args, state.is_chief)
+    if removed:
+        logger.warning('--overwrite: removed the previous run in %s (%d files)', path, len(removed))
     for flag in state.ignored:
         logger.warning('--resume: %s differs from the saved run and is ignored', flag)
     if state.is_chief:
@@ -239,11 +334,24 @@ def _load_data(state):
         src_t = src_v = dict(data_dir=args.data_dir)
     else:
         src_t = src_v = dict(dataset=args.dataset)
+    # every image is decoded once here (train and val), before the first epoch: an
+    # undecodable one would kill MXNet's reader with SIGFPE mid-run (gluon_nets.data.images)
+    skip = bool(getattr(args, 'skip_bad_images', False))
     state.train_data = data.train_loader(num_workers=args.num_workers, num_parts=state.num_workers,
                                          part_index=state.rank, seed=args.seed,
-                                         min_random_area=args.min_random_area, **src_t, **common)
+                                         min_random_area=args.min_random_area,
+                                         skip_bad_images=skip, **src_t, **common)
+    # a folder tree's validation labels are the training tree's class indices
+    train_classes = getattr(state.train_data, 'classes', None)
     state.val_data = data.val_loader(num_workers=max(1, args.num_workers),
-                                     crop_ratio=config['crop_ratio'], **src_v, **common)
+                                     crop_ratio=config['crop_ratio'], skip_bad_images=skip,
+                                     class_names=train_classes if args.data_dir else None,
+                                     **src_v, **common)
+    for split, loader in (('training', state.train_data), ('validation', state.val_data)):
+        if loader.skipped_images:
+            logger.warning('--skip-bad-images: left out %d undecodable %s image(s): %s',
+                           len(loader.skipped_images), split,
+                           '; '.join(str(b) for b in loader.skipped_images[:5]))
     if args.data_dir and state.class_names is None:
         state.class_names = getattr(state.train_data, 'classes', None)
     state.iters = len(state.train_data) if not args.max_iters else min(args.max_iters,
@@ -280,7 +388,7 @@ def _build_model(state):
     if args.dtype != 'float32':
         net.cast(args.dtype)
     if args.resume_params and state.record is None:
-        net.load_parameters(args.resume_params, ctx=state.ctx)
+        load_params(net, os.path.expanduser(args.resume_params), state.ctx, '--resume-params')
     if args.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     if state.is_chief:
@@ -329,31 +437,65 @@ def _build_optimiser(state):
     if args.no_wd:
         for param in net.collect_params('.*beta|.*gamma|.*bias').values():
             param.wd_mult = 0.0
-    scheduler = _lr_scheduler(args, state.iters)
+    state.update_on_kv = distributed.update_on_kvstore(args.kvstore, kv)
+    # servers that update (dist_async) count every worker's push as one update
+    updates_per_iter = state.num_workers if state.update_on_kv else 1
+    scheduler = _lr_scheduler(args, state.iters * updates_per_iter)
+    if state.update_on_kv:   # the servers unpickle it: a class that needs no gluoncv there
+        scheduler = distributed.ServerSafeSchedule.from_gluoncv(scheduler)
     opt_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
     if args.dtype != 'float32':
         opt_params['multi_precision'] = True
-    state.update_on_kv = True if args.kvstore == 'dist_async' else (False if kv is not None else None)
     trainer = gluon.Trainer(net.collect_params(), args.optimizer, opt_params,
                             kvstore=kv if kv is not None else args.kvstore,
                             update_on_kvstore=state.update_on_kv)
     record = state.record
     if record is not None:
-        net.load_parameters(state.run_dir.file(record['params']), ctx=state.ctx)
+        load_params(net, state.run_dir.file(record['params']), state.ctx, '--resume: checkpoint')
+    if kv is not None:
+        if state.update_on_kv and record is not None:
+            # the servers' optimiser (sent at kvstore init) continues the schedule
+            done = state.iters * updates_per_iter * (record['epoch'] + 1)
+            trainer._optimizer.begin_num_update = trainer._optimizer.num_update = done
+        # every worker starts from rank 0's parameters before any gradient is pushed
+        distributed.sync_initial_parameters(trainer, kv, distributed.step_batch_size(
+            args.batch_size, len(state.ctx), state.worker, state.update_on_kv))
+    if record is not None:
         if record.get('states'):
-            trainer.load_states(state.run_dir.file(record['states']))
+            load_trainer_states(trainer, state.run_dir.file(record['states']),
+                                trust=args.trust_checkpoint, what='--resume: checkpoint')
             # the schedule is a pure function of the update count: a rebuilt one continues it
             # (and follows a --num-epochs given on --resume)
             trainer._optimizer.lr_scheduler = scheduler
         state.start_epoch, state.rows = record['epoch'] + 1, record['metrics']
         state.best = record.get('best_top1', -1.0)
+        state.best_epoch = record.get('best_epoch')
+        if state.is_chief:
+            # a kill between the commit steps of the last epoch: redo the rest from the record
+            # (only now that its parameters and states loaded: a damaged file is not spread)
+            repaired = state.run_dir.finish_commit(record)
+            if repaired:
+                logger.warning('--resume: repaired %s from checkpoint.json (the previous run '
+                               'was stopped while committing epoch %d)', ', '.join(repaired),
+                               record['epoch'])
         logger.info('resumed %s at epoch %d (update %d, lr %.6g)', state.run_dir.path,
                     state.start_epoch, record.get('num_update', -1), trainer.learning_rate)
     elif args.resume_states:
-        trainer.load_states(args.resume_states)
+        load_trainer_states(trainer, os.path.expanduser(args.resume_states),
+                            trust=args.trust_checkpoint, what='--resume-states')
     if args.resume_epoch and record is None:
         state.start_epoch = args.resume_epoch
-    if state.is_chief and not args.resume:
+    if state.overrides:
+        # the schedule above was built from the new values: from the current update count on,
+        # the run follows them; the history says from which epoch
+        args.history = list(getattr(args, 'history', None) or []) + [{
+            'from_epoch': state.start_epoch,
+            'changed': {'--' + k.replace('_', '-'): {'was': v[0], 'now': v[1]}
+                        for k, v in sorted(state.overrides.items())}}]
+        logger.warning('--resume: from epoch %d on %s', state.start_epoch, ', '.join(
+            '--%s %s (was %s)' % (k.replace('_', '-'), v[1], v[0])
+            for k, v in sorted(state.overrides.items())))
+    if state.is_chief and (not args.resume or state.overrides):
         state.run_dir.write_json('args.json', _saved_arguments(args))
     state.trainer = trainer
 
@@ -428,9 +570,8 @@ def _train_epoch(state, epoch, loss):
     import mxnet as mx
     from mxnet import autograd, gluon, nd
     args, ctx, net, trainer, teacher = state.args, state.ctx, state.net, state.trainer, state.teacher
-    global_batch = args.batch_size * len(ctx)
-    step_batch = global_batch * (state.num_workers if state.kv is not None
-                                 and args.kvstore != 'dist_async' else 1)
+    step_batch = distributed.step_batch_size(args.batch_size, len(ctx), state.worker,
+                                             state.update_on_kv)
     _seed_all(args.seed, epoch)
     state.train_data.set_epoch(epoch)
     tic = time.time()
@@ -515,24 +656,36 @@ def _end_epoch(state, epoch, stats):
            'lr': float('%.8g' % trainer.learning_rate),
            'epoch_time_s': round(time.time() - stats['tic'], 2),
            'train_img_per_s': round(stats['img_per_s'] * state.num_workers, 1)}
+    if not (math.isfinite(val_loss) and math.isfinite(row['train_loss'])):
+        kept = state.run_dir.load()
+        raise NonFiniteLoss(
+            'validation loss is %s after epoch %d (train loss %s, lr %.4g); stopped before its '
+            'checkpoint. The last good checkpoint (%s) is kept: lower --lr or add '
+            '--warmup-epochs, then --resume %s with them'
+            % (val_loss, epoch, row['train_loss'], trainer.learning_rate,
+               'epoch %d' % kept['epoch'] if kept else 'none, no epoch completed',
+               state.run_dir.path))
     state.rows.append(row)
     improved = top1 > state.best
     state.best = max(state.best, top1)
+    if improved:
+        state.best_epoch = epoch
     logger.info('[Epoch %d] train loss %.4f acc %.4f | val loss %.4f top-1 %.4f top-5 %.4f | '
                 '%.1f s, %.0f img/s, lr %.5g%s', epoch, row['train_loss'], row['train_acc'],
                 val_loss, top1, top5, row['epoch_time_s'], row['train_img_per_s'], row['lr'],
                 ' (best)' if improved else '')
     if not state.is_chief:
         return
-    states_ok = not (state.kv is not None and state.update_on_kv)
-    if improved:
-        state.run_dir.save_best(epoch, state.net, top1)
-    state.run_dir.save_epoch(epoch, state.net, trainer if states_ok else None, {
-        'epoch': epoch, 'metrics': state.rows, 'best_top1': state.best, 'model': state.net_name,
-        'num_update': int(trainer._optimizer.num_update), 'seed': args.seed,
-        'args': _saved_arguments(args)},
-        keep_copy=bool(args.save_frequency) and (epoch + 1) % args.save_frequency == 0)
-    state.run_dir.write_metrics(state.rows)
+    states_ok = distributed.states_are_local(state.worker, state.update_on_kv)
+    record = {'epoch': epoch, 'metrics': state.rows, 'best_top1': state.best,
+              'best_epoch': state.best_epoch, 'model': state.net_name,
+              'num_update': int(trainer._optimizer.num_update), 'seed': args.seed,
+              'history': list(getattr(args, 'history', None) or []),
+              'args': _saved_arguments(args)}
+    with _STOP_SIGNALS.deferred():   # SIGTERM/SIGINT wait for the commit to finish
+        state.run_dir.commit_epoch(
+            epoch, state.net, trainer if states_ok else None, record,
+            keep_copy=bool(args.save_frequency) and (epoch + 1) % args.save_frequency == 0)
 
 
 # ---------------------------------------------------------------------- phase 9: finish
@@ -637,16 +790,67 @@ def _error(message, status):
     return status
 
 
+def _saved_flag(argv, dest):
+    """The value of ``dest`` in the args.json of ``--resume DIR`` (None without one)."""
+    for run_dir in values_in_argv(argv, '--resume')[-1:]:
+        try:
+            return (_saved_args(os.path.abspath(os.path.expanduser(run_dir))) or {}).get(dest)
+        except ValueError:    # a corrupt args.json is reported by run()
+            return None
+    return None
+
+
+#: what ``--deterministic`` sets before MXNet loads. MXNet's default ThreadedEngine makes
+#: two identical CPU runs differ by ~3e-6 in the parameters after a few steps (3 runs in 4
+#: on this tiny recipe, with or without MXNET_ENFORCE_DETERMINISM=1, one OMP thread, one
+#: decoding thread); the synchronous NaiveEngine gives bit-identical runs.
+DETERMINISTIC_ENV = {'MXNET_ENGINE_TYPE': 'NaiveEngine', 'MXNET_ENFORCE_DETERMINISM': '1',
+                     'MXNET_CUDNN_AUTOTUNE_DEFAULT': '0'}
+
+
+def _set_determinism(argv):
+    """``--deterministic`` (given, or saved in the resumed run): MXNet's engine
+    settings, which it reads once at import. False when MXNet was already imported
+    with other settings (a warning is logged once the log exists)."""
+    if '--deterministic' not in argv and not _saved_flag(argv, 'deterministic'):
+        return True
+    if 'mxnet' in sys.modules:
+        return all(os.environ.get(k) == v for k, v in DETERMINISTIC_ENV.items())
+    os.environ.update(DETERMINISTIC_ENV)
+    return True
+
+
+def _os_error_message(err, run_dir):
+    """One line for a failed file operation: the file, the reason, what is kept."""
+    import errno
+    where = ' %s' % err.filename if err.filename else ''
+    kept = ''
+    if run_dir is not None:
+        try:
+            record = run_dir.load()
+        except ValueError:
+            record = None
+        kept = ('; the last complete checkpoint (epoch %d) in %s is intact'
+                % (record['epoch'], run_dir.path) if record else '; no epoch was committed')
+    if err.errno == errno.ENOSPC:
+        return 'no space left on the device writing%s%s' % (where, kept)
+    return '%s%s: %s%s' % (type(err).__name__, where, err.strerror or err, kept)
+
+
 def main(argv=None):
-    """Entry point of ``train_imagenet.py``: parse, run, turn known failures into
-    one-line errors with exit status 1 (bad flags: status 2, argparse's own errors
-    with its usage line)."""
-    from gluon_nets.data import DataError
-    from gluon_nets.model_zoo import ModelConstructionError
+    """Entry point of ``train_imagenet.py``: parse, run, turn every failure into one
+    ``error:`` line: status 2 for bad flags, paths and checkpoint files (argparse's own
+    errors add its usage line), 1 for failures while running (data, divergence, a full
+    disk, an internal error), 128 + the signal for SIGTERM (143) / SIGINT (130).
+    ``--debug`` shows the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # the parser holds every family's options, and importing the families imports
-    # MXNet, which reads OMP_NUM_THREADS once: threads first, then the parser
+    # MXNet, which reads OMP_NUM_THREADS (and its engine type) once: those first
     set_threads_from_argv(argv)
+    deterministic_ok = _set_determinism(argv)
+    debug = '--debug' in argv
+    from gluon_nets.data import DataError
+    from gluon_nets.model_zoo import ModelConstructionError
     try:
         import_modules(_modules_to_import(argv))
         parser = build_parser()
@@ -655,14 +859,53 @@ def main(argv=None):
     except (ImportError, ValueError) as err:   # a family that fails to import or clashes
         return _error(err, 1)
     args = parser.parse_args(argv)
+    if not deterministic_ok:
+        logger.warning('--deterministic: MXNet was imported before the trainer could set %s; '
+                       'this run may not be bit-identical', DETERMINISTIC_ENV)
+    _STOP_SIGNALS.install()
     try:
         if not args.resume:
             check_args(args)
         run(args, argv)
-    except UsageError as err:
-        return _error(err, 2)
-    except (DataError, ModelConstructionError, TrainingError, FileNotFoundError) as err:
-        return _error(err, 1)
-    except ValueError as err:  # the registry's unknown-model error, a corrupt checkpoint.json
-        return _error(err, 2 if 'unknown model' in str(err) else 1)
+    except Interrupted as stop:
+        print('train_imagenet.py: %s' % _stopped_message(stop), file=sys.stderr)
+        return 128 + stop.signum
+    except (UsageError, CheckpointError) as err:
+        return _maybe_raise(debug) or _error(err, 2)
+    except (DataError, ModelConstructionError) as err:   # bad input: data files, model kwargs
+        return _maybe_raise(debug) or _error(err, 2)
+    except TrainingError as err:                           # divergence and other run failures
+        return _maybe_raise(debug) or _error(err, 1)
+    except OSError as err:
+        return _maybe_raise(debug) or _error(_os_error_message(err, getattr(err, 'run_dir', None)), 1)
+    except ValueError as err:  # the registry's unknown-model error
+        return _maybe_raise(debug) or _error(err, 2 if 'unknown model' in str(err) else 1)
+    except Exception as err:
+        return _maybe_raise(debug) or _error('internal error: %s: %s (run with --debug for the '
+                                             'traceback)' % (type(err).__name__, err), 1)
+    finally:
+        _STOP_SIGNALS.uninstall()
     return 0
+
+
+def _maybe_raise(debug):
+    """Re-raise the exception being handled when ``--debug`` asks for tracebacks."""
+    if debug:
+        raise
+    return 0
+
+
+def _stopped_message(stop):
+    import signal
+    name = signal.Signals(stop.signum).name
+    run_dir = getattr(stop, 'run_dir', None)
+    if run_dir is None:
+        return 'stopped by %s before the run directory was set up; nothing was written' % name
+    try:
+        record = run_dir.load()
+    except ValueError:
+        record = None
+    if record is None:
+        return 'stopped by %s; no epoch was committed in %s' % (name, run_dir.path)
+    return ('stopped by %s; the last complete checkpoint (epoch %d) in %s is intact: continue '
+            'with --resume %s' % (name, record['epoch'], run_dir.path, run_dir.path))

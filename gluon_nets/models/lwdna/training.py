@@ -6,12 +6,18 @@ Two flows, both ending with an ``lwdna_*`` net trained like any other:
   :func:`.search.search` on the training batches once, keep its result in the run
   directory (``lwdna_search.params``, ``lwdna_config.json``) and train the searched
   ``lwdna_resnetXX`` with a cosine schedule (the reference's). A resumed run reuses
-  the stored result; a run killed during the search searches again.
+  the stored result; a run killed during the search searches again. Under a dist
+  kvstore only rank 0 searches (on its data part) and sends the configuration to
+  every worker through the kvstore (no shared filesystem needed), so all workers
+  train one architecture; the trainer's initial broadcast then gives them rank 0's
+  weights.
 * ``--model lwdna_resnetXX --lwdna-config FILE``: copy the configuration into the run
   directory and train ``lwdna_resnetXX`` with it.
 """
 import json
 import os
+
+import numpy as np
 
 from ...model_zoo import ModelOption, TrainingPlugin
 
@@ -23,6 +29,33 @@ CONFIG_FILE = 'lwdna_config.json'
 SEARCH_PARAMS_FILE = 'lwdna_search.params'
 #: the RNG offset of the search (the trainer's own are -1 and the epochs)
 _SEARCH_SEED_OFFSET = -2
+#: kvstore keys for the configuration exchange: far above the trainer's parameter
+#: indices (0, 1, ...), which use the same store afterwards
+_CONFIG_SIZE_KEY, _CONFIG_BODY_KEY = 1 << 24, (1 << 24) + 1
+
+
+def _barrier(kv):
+    """Every worker reaches this point (MXNet 1.9.1 has only ``_barrier``)."""
+    (getattr(kv, 'barrier', None) or kv._barrier)()
+
+
+def _share_config(kv, config, is_chief):
+    """Rank 0's ``config`` (JSON-serialisable) on every worker, through the kvstore:
+    its length, then its UTF-8 bytes as float32 values (exact below 2**24). Every
+    worker must call this once, at the same point."""
+    import mxnet as mx
+    payload = (np.frombuffer(json.dumps(config).encode('utf-8'), dtype=np.uint8)
+               if is_chief else None)
+    size = mx.nd.array([len(payload) if is_chief else 0], dtype='float32')
+    kv.init(_CONFIG_SIZE_KEY, size)   # only rank 0's value is stored; init ends in a barrier
+    kv.pull(_CONFIG_SIZE_KEY, out=size)
+    length = int(size.asscalar())
+    body = mx.nd.array(payload.astype(np.float32) if is_chief else np.zeros(length, np.float32))
+    kv.init(_CONFIG_BODY_KEY, body)
+    kv.pull(_CONFIG_BODY_KEY, out=body)
+    text = body.asnumpy().astype(np.uint8).tobytes().decode('utf-8')
+    _barrier(kv)   # every pull has landed before anyone goes on
+    return json.loads(text)
 
 
 def _is_search_net(info):
@@ -88,15 +121,24 @@ class LWDNATraining(TrainingPlugin):
         return session.make_net(session.name, kwargs), session.name, kwargs
 
     def _searched(self, session):
-        config = session.read_json(CONFIG_FILE)
-        if config is None:
-            net, name, kwargs = self._search(session)
-        else:   # searched before this (resumed) run started
-            name = self._searched_name(session.info)
-            kwargs = {'config': config}
-            net = session.make_net(name, kwargs)
-            if not session.resumed and os.path.isfile(session.file(SEARCH_PARAMS_FILE)):
-                net.load_parameters(session.file(SEARCH_PARAMS_FILE), ctx=session.ctx)
+        kv, name = session.kvstore, self._searched_name(session.info)
+        net, config = None, None
+        if kv is None or session.is_chief:
+            config = session.read_json(CONFIG_FILE)
+            if config is None:
+                net, name, kwargs = self._search(session)
+                config = kwargs['config']
+            else:   # searched before this (resumed) run started
+                net = session.make_net(name, {'config': config})
+                if not session.resumed and os.path.isfile(session.file(SEARCH_PARAMS_FILE)):
+                    net.load_parameters(session.file(SEARCH_PARAMS_FILE), ctx=session.ctx)
+        if kv is not None:   # one architecture for every worker: rank 0's
+            config = _share_config(kv, config if session.is_chief else None, session.is_chief)
+            if net is None:
+                net = session.make_net(name, {'config': config})
+            session.log.info('LW-DNA: worker %d trains the configuration rank 0 searched',
+                             kv.rank)
+        kwargs = {'config': config}
         if session.args.lr_mode != 'cosine':
             session.log.info('LW-DNA: the searched net trains with a cosine schedule '
                              '(--lr-mode %s ignored)', session.args.lr_mode)
@@ -128,7 +170,6 @@ class LWDNATraining(TrainingPlugin):
         session.write_json(CONFIG_FILE, report['config'])
         session.log.info('LW-DNA search done: %s',
                          {k: v for k, v in report.items() if k != 'config'})
-        session.barrier()
         return net, report['model'], {'config': report['config']}
 
     @staticmethod

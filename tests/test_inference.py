@@ -1,0 +1,152 @@
+"""gluon_nets.inference.optimize: one exact fast inference graph for every family.
+
+- exactness (max rel err <= 1e-5 against the net) for one cheap model per family and
+  the headline models at small inputs; every BatchNorm folded;
+- the family rewrite (LW-DNA's learned widths padded) and the generic fold for a net
+  of no family (gluoncv ResNet, a plain Sequential);
+- the result hybridizes with static alloc/shape and runs other batch sizes;
+- the oneDNN-partitioned form (OctConv's nested sums included) is exact;
+- the input net is left as it was (the training / golden graph is not touched).
+"""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.gluon import nn
+
+from conftest import DATA
+from gluon_nets import get_model
+from gluon_nets.inference import TOLERANCE, optimize, relative_error
+
+# (name, kwargs, input side): one cheap model per family, then the headline models
+FAMILY_CASES = [
+    ('ed_resnet50_b', {}, 64),
+    ('lwdna_resnet18', {}, 64),
+    ('oct_mobilenet_v1_075', {}, 64),
+    ('scalenet50_light', {}, 221),
+    ('shufflenet_0.5x_g3', {}, 64),
+    ('oct_resnet50_v1b', {'alpha': 0.25}, 32),
+    ('menet228_12x1_g3', {}, 32),
+    ('ed_resnet50', {}, 32),
+]
+
+
+def _net(name, **kwargs):
+    mx.random.seed(0)
+    net = get_model(name, **kwargs)
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    _randomise_bn(net)
+    return net
+
+
+def _randomise_bn(net):
+    """Non-trivial BN statistics, so that folding them is actually tested."""
+    rng = np.random.RandomState(1)
+    for name, param in net.collect_params().items():
+        if param.shape is None or any(s == 0 for s in param.shape):
+            continue
+        if name.endswith(('running_var', 'gamma')):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
+        elif name.endswith(('running_mean', 'beta')):
+            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape)))
+
+
+def _input(side, batch=2):
+    return mx.nd.array(np.random.RandomState(2).uniform(-1, 1, (batch, 3, side, side)))
+
+
+@pytest.mark.parametrize('name,kwargs,side', FAMILY_CASES, ids=[c[0] for c in FAMILY_CASES])
+def test_optimize_is_exact_and_folds_every_bn(name, kwargs, side):
+    net = _net(name, **kwargs)
+    fast = optimize(net, (1, 3, side, side), backend=None)
+    x = _input(side)
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+    report = fast.optimize_report
+    assert report['bn_folded'] > 0 and report['bn_left'] == 0, report
+    assert report['max_rel_err'] <= TOLERANCE
+
+
+def test_lwdna_learned_widths_are_padded_exactly():
+    with open(os.path.join(DATA, 'golden', 'lwdna', 'resnet50_hh_wide2.json')) as f:
+        config = json.load(f)['shrink']['config']
+    net = _net('lwdna_resnet50', config=config, classes=10)
+    fast = optimize(net, (1, 3, 32, 32), backend=None)
+    assert fast.optimize_report['rewrites'] and \
+        fast.optimize_report['rewrites'][0].startswith('lwdna.pad_widths')
+    convs = [p.data().shape for n, p in fast.collect_params().items()
+             if n.endswith('weight') and p.data().ndim == 4]
+    assert all(shape[0] % 8 == 0 for shape in convs), convs
+    x = _input(32)
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def test_net_of_no_family_gets_bn_folding():
+    from gluon_nets._compat import import_gluoncv
+    resnet = import_gluoncv().model_zoo.get_model('resnet18_v1b', classes=10)
+    resnet.initialize(mx.init.Xavier())
+    _randomise_bn(resnet)
+    plain = nn.HybridSequential()
+    plain.add(nn.Conv2D(12, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'),
+              nn.Conv2D(5, 3, groups=1, use_bias=True), nn.BatchNorm(),
+              nn.GlobalAvgPool2D(), nn.Dense(3))
+    plain.initialize(mx.init.Xavier())
+    plain(_input(16))
+    _randomise_bn(plain)
+    for net, side in ((resnet, 32), (plain, 16)):
+        fast = optimize(net, (1, 3, side, side), backend=None)
+        assert fast.optimize_report['family'] is None
+        assert fast.optimize_report['bn_left'] == 0 and fast.optimize_report['bn_folded'] > 0
+        x = _input(side)
+        assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def test_result_hybridizes_static_and_runs_other_batches():
+    net = _net('shufflenet_0.5x_g3')
+    fast = optimize(net, (1, 3, 64, 64), backend=None)
+    fast.hybridize(static_alloc=True, static_shape=True)
+    for batch in (1, 3, 3):
+        x = _input(64, batch)
+        assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def test_onednn_partitioned_octconv_is_exact():
+    # the nested conv + sum of an OctConv block breaks MXNet's partitioner unless
+    # optimize writes those sums unfused
+    net = _net('oct_resnet50_v1b', alpha=0.25)
+    fast = optimize(net, (1, 3, 32, 32), backend='MKLDNN')
+    assert fast.optimize_report['backend'] == 'MKLDNN'
+    assert fast.optimize_report['sums_left_unfused'] > 0
+    x = _input(32)
+    for _ in range(2):    # static memory: the second call is the one that used to fail
+        assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def test_auto_backend_keeps_an_exact_graph():
+    net = _net('shufflenet_0.5x_g3')
+    fast = optimize(net, (1, 3, 64, 64))
+    report = fast.optimize_report
+    assert report['backend'] in (None, 'MKLDNN') and set(report['cpu_seconds']) == {
+        'plain', 'MKLDNN'}
+    x = _input(64)
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def test_input_net_is_left_unchanged():
+    net = _net('oct_mobilenet_v1_075')
+    x = _input(64)
+    before = net(x).asnumpy()
+    weights = {n: p.data().asnumpy().copy() for n, p in net.collect_params().items()}
+    optimize(net, (1, 3, 64, 64), backend=None)
+    assert np.array_equal(net(x).asnumpy(), before)
+    assert all(np.array_equal(p.data().asnumpy(), weights[n])
+               for n, p in net.collect_params().items())
+
+
+def test_bad_input_shape_is_refused():
+    net = _net('shufflenet_0.5x_g3')
+    with pytest.raises(ValueError, match='input_shape'):
+        optimize(net, (3, 64, 64))
+    with pytest.raises(ValueError, match='backend'):
+        optimize(net, (1, 3, 64, 64), backend='tensorrt')
