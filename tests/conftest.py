@@ -3,6 +3,10 @@ import sys
 
 # MXNet uses one thread unless told otherwise before it loads.
 os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+# the count MXNet runs with in this process: in-process CLI tests (--threads 1) change the
+# environment later, and a subprocess must use this count to reproduce our numbers bit
+# for bit (oneDNN's results of some nets, e.g. ScaleNet, depend on the thread count)
+MXNET_THREADS = os.environ['OMP_NUM_THREADS']
 os.environ.setdefault('MXNET_SUBGRAPH_VERBOSE', '0')
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import MXNET_THREADS, ROOT
 
 mx = pytest.importorskip('mxnet')
 sys.path.insert(0, ROOT)
@@ -128,7 +128,7 @@ def _reload_elsewhere(prefix, x, tmp_path):
     np.save(str(tmp_path / 'x.npy'), x)
     script = tmp_path / 'reload.py'
     script.write_text(RELOAD)
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    env = dict(os.environ, OMP_NUM_THREADS=MXNET_THREADS)
     proc = subprocess.run([sys.executable, str(script), ROOT, prefix, str(tmp_path / 'x.npy'),
                            str(tmp_path / 'out.npz')], cwd=str(tmp_path), env=env,
                           capture_output=True, text=True, timeout=600)
