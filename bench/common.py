@@ -63,19 +63,29 @@ def format_table(header, rows):
     return '\n'.join(out)
 
 
-def interleaved_times(steps, rounds, warmup=1):
-    """{variant: [seconds per call]} of ``steps`` ({name: callable}), timing every step
-    once per round so that a shared machine's load falls on all variants alike."""
+def interleaved_wall_cpu(steps, rounds, warmup=1):
+    """{variant: (wall seconds list, process-CPU seconds list)} of ``steps`` ({name:
+    callable that blocks until done}): every step runs ``warmup`` untimed calls, then
+    once per round, in turns, so that a shared machine's load falls on all alike. The
+    CPU time of this process is far less disturbed by other jobs than the wall time."""
     for step in steps.values():
         for _ in range(warmup):
             step()
-    times = {key: [] for key in steps}
+    times = {key: ([], []) for key in steps}
     for _ in range(rounds):
         for key, step in steps.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             step()
-            times[key].append(time.perf_counter() - start)
+            times[key][1].append(time.process_time() - cpu)
+            times[key][0].append(time.perf_counter() - wall)
     return times
+
+
+def interleaved_times(steps, rounds, warmup=1, clock='wall'):
+    """{variant: [seconds per call]} of :func:`interleaved_wall_cpu`, by ``clock``
+    (``'wall'`` or ``'cpu'``)."""
+    times = interleaved_wall_cpu(steps, rounds, warmup)
+    return {key: values[0 if clock == 'wall' else 1] for key, values in times.items()}
 
 
 def interleaved(steps, rounds, warmup=1):

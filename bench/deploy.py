@@ -33,9 +33,8 @@ net (and each form's top-1 accuracy against the labels).
 import argparse
 import sys
 import tempfile
-import time
 
-from common import format_table, set_threads  # noqa: E402  (before mxnet)
+from common import format_table, interleaved_wall_cpu, set_threads  # noqa: E402  (before mxnet)
 
 FORMS = ('imperative', 'hybridized', 'symbol', 'optimized', 'fused', 'int8', 'onnxruntime',
          'openvino')
@@ -43,22 +42,6 @@ LADDER = ('hybridized', 'optimized', 'fused', 'int8', 'onnxruntime', 'openvino')
 FP32_MXNET = ('hybridized', 'symbol', 'optimized', 'fused')   # "our MXNet form" vs onnxruntime
 _EXPORTED = {'symbol': 'symbol', 'fused': 'fused', 'int8': 'int8', 'onnxruntime': 'onnx',
              'openvino': 'onnx'}
-
-
-def interleaved_wall_cpu(steps, rounds, warmup=1):
-    """{form: (wall seconds list, CPU seconds list)} of ``steps`` ({form: callable that
-    blocks until done}), every step called once per round after ``warmup`` calls."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {form: ([], []) for form in steps}
-    for _ in range(rounds):
-        for form, step in steps.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            step()
-            times[form][1].append(time.process_time() - cpu)
-            times[form][0].append(time.perf_counter() - wall)
-    return times
 
 
 def _optimizer():

@@ -24,10 +24,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, format_table, set_threads  # noqa: E402  (before mxnet)
+from common import ROOT, format_table, interleaved_times, set_threads  # noqa: E402  (before mxnet)
 
 LWDNA_GOLDEN = os.path.join(ROOT, 'tests', 'data', 'golden', 'lwdna', 'resnet50_hh_wide2.json')
 
@@ -76,7 +75,6 @@ def child(args):
     import mxnet as mx
     from gluon_nets.inference import optimize
     from gluon_nets.profile import count_macs
-    clock = time.process_time if threads == 1 else time.perf_counter
     batches = [int(b) for b in args.batch.split(',')]
     nets, info = {}, {}
     for label, spec, kwargs in TABLES[args.table]:
@@ -93,15 +91,9 @@ def child(args):
     results = []
     for batch in batches:
         x = mx.nd.random.uniform(-1, 1, (batch, 3, args.size, args.size))
-        for net in nets.values():
-            for _ in range(2):
-                net(x).wait_to_read()
-        times = {key: [] for key in nets}
-        for _ in range(args.rounds):
-            for key, net in nets.items():
-                start = clock()
-                net(x).wait_to_read()
-                times[key].append(clock() - start)
+        steps = {key: (lambda net=net: net(x).wait_to_read()) for key, net in nets.items()}
+        times = interleaved_times(steps, args.rounds, warmup=2,
+                                  clock='cpu' if threads == 1 else 'wall')
         for (label, variant), values in times.items():
             results.append({'label': label, 'variant': variant, 'batch': batch,
                             'seconds': statistics.median(values)})
