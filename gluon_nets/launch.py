@@ -29,6 +29,7 @@ MXNet's bundled ``tools/launch.py`` does not run on Python 3.11; this replaces i
 import argparse
 import ctypes
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -46,6 +47,10 @@ _PR_SET_PDEATHSIG = 1
 #: the scheduler ends as soon as the workers finalise ps-lite; workers still exiting
 #: Python get this long before the job counts as stuck
 _EXIT_GRACE = 60.0
+#: seconds an unfinished output line is held back, waiting for its end
+_PARTIAL_LINE_WAIT = 1.0
+#: one lock per output stream (stdout, stderr), held while a piece is written there
+_OUTPUT_LOCKS = {}
 
 
 def free_port(host='127.0.0.1'):
@@ -72,7 +77,7 @@ def _die_with_parent(parent_pid):
 
 
 class _Child:
-    """One role process; its output is copied to ours and timestamped."""
+    """One role process; its output is copied to ours, whole lines at a time."""
 
     def __init__(self, name, cmd, env, parent_pid):
         self.name = name
@@ -92,8 +97,22 @@ class _Child:
             pump.start()
 
     def _pump(self, pipe, out):
+        """Copy ``pipe`` to ``out`` in whole lines. Every child's pipe has its own
+        thread, and a child's line can reach the pipe in pieces (``print`` makes two
+        writes, text then newline, under ``PYTHONUNBUFFERED``): copying raw chunks
+        let two workers' pieces interleave into ``worker Aworker B\n\n``. A line
+        still unfinished after ``_PARTIAL_LINE_WAIT`` s (a progress bar redrawn with
+        ``\r``) is copied as it is."""
         fd = pipe.fileno()
+        poller = select.poll()   # (select.select fails on descriptors past 1023)
+        poller.register(fd, select.POLLIN)
+        pending = b''
         while True:
+            if pending:
+                if not poller.poll(_PARTIAL_LINE_WAIT * 1000):   # a line that stays unfinished
+                    _write_whole(out, pending)
+                    pending = b''
+                    continue
             try:
                 chunk = os.read(fd, 65536)
             except OSError:
@@ -101,14 +120,13 @@ class _Child:
             if not chunk:
                 break
             self.last_output = time.time()
-            try:
-                if hasattr(out, 'buffer'):
-                    out.buffer.write(chunk)
-                else:   # a replaced stream (e.g. under pytest): text only
-                    out.write(chunk.decode('utf-8', 'replace'))
-                out.flush()
-            except (OSError, ValueError):
-                pass
+            pending += chunk
+            cut = max(pending.rfind(b'\n'), pending.rfind(b'\r')) + 1
+            if cut:
+                _write_whole(out, pending[:cut])
+                pending = pending[cut:]
+        if pending:
+            _write_whole(out, pending)
 
     def poll(self):
         """Its exit status (negative: killed by that signal), or None while it runs.
@@ -132,6 +150,27 @@ class _Child:
         for pump in self._pumps:
             if pump.is_alive():
                 pump.join(timeout)
+
+
+def _write_whole(out, data):
+    """Write ``data`` (bytes) to the text stream ``out`` in one piece: no other pump
+    writes to ``out`` in the middle of it. (A lock per stream: a reader that drains
+    only our stdout must not stall it behind a full stderr pipe.)"""
+    with _OUTPUT_LOCKS.setdefault(id(out), threading.Lock()):
+        try:
+            raw = getattr(out, 'buffer', None)
+            if raw is None:   # a replaced stream (e.g. under pytest): text only
+                out.write(data.decode('utf-8', 'replace'))
+            else:
+                out.flush()   # text the launcher itself wrote first
+                view = memoryview(data)
+                while view:   # an unbuffered (-u) stream may write only a part
+                    written = raw.write(view)
+                    view = view[written if written is not None else len(view):]
+                raw.flush()
+            out.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _describe(code):
@@ -167,7 +206,7 @@ def _kill(children, grace=5.0):
 
 
 def _say(message):
-    print('launch: ' + message, file=sys.stderr, flush=True)
+    _write_whole(sys.stderr, ('launch: %s\n' % message).encode('utf-8'))
 
 
 def launch(command, num_workers, num_servers=1, host='127.0.0.1', port=None,
