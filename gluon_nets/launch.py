@@ -22,7 +22,8 @@ The job never hangs and never outlives the launcher:
 * ps-lite heartbeats are on (``PS_HEARTBEAT_INTERVAL`` / ``PS_HEARTBEAT_TIMEOUT``,
   defaults 5 s / 60 s unless set in the environment).
 
-The children's output passes through the launcher (it is how progress is seen).
+The children's output passes through the launcher (it is how progress is seen), in
+whole lines: two workers' lines never merge into one.
 MXNet's bundled ``tools/launch.py`` does not run on Python 3.11; this replaces its
 ``--launcher local`` mode. Several hosts: docs/distributed.md.
 """

@@ -75,9 +75,9 @@ def test_the_distributed_module_imports_neither_mxnet_nor_gluoncv():
 
 
 # --------------------------------------------------------------- distributed math
-# One script, two modes: 'local' trains on whole batches of 2B; 'dist' (one of 2
-# workers under the launcher) trains on its half of every batch, rows
-# [rank*B, (rank+1)*B). The data order is fixed (no shuffle, no augmentation) and the
+# One script, three modes: 'local' trains on whole batches of 2B; 'dist' (one of 2
+# workers under the launcher) and 'horovod' (one of 2 Horovod processes) train on
+# their half of every batch, rows [rank*B, (rank+1)*B). The data order is fixed (no shuffle, no augmentation) and the
 # net has no BatchNorm: per-worker BN statistics of B images are not those of 2B
 # images, so with BN the two runs would legitimately differ.
 EQUIVALENCE_JOB = r'''
@@ -89,7 +89,7 @@ from mxnet.gluon import nn
 from gluon_nets.training import distributed
 
 mode, out, B, steps = sys.argv[1], sys.argv[2], 4, 6
-worker = distributed.connect('dist_sync' if mode == 'dist' else 'device')
+worker = distributed.connect({'dist': 'dist_sync', 'horovod': 'horovod'}.get(mode, 'device'))
 mx.random.seed(7 + worker.rank)   # rank 1 starts elsewhere: the broadcast must fix it
 net = nn.HybridSequential()
 net.add(nn.Conv2D(6, 3, padding=1), nn.Activation('relu'), nn.Conv2D(8, 3, strides=2),
@@ -98,13 +98,11 @@ net.initialize(mx.init.Xavier())
 net.hybridize(static_alloc=True, static_shape=True)
 net(mx.nd.zeros((1, 3, 16, 16)))          # shapes, as the trainer's warm-up
 on_kv = distributed.update_on_kvstore(worker.kind, worker.kv)
-trainer = gluon.Trainer(net.collect_params(), 'sgd',
-                        {'learning_rate': 0.2, 'momentum': 0.9, 'wd': 1e-3},
-                        kvstore=worker.kv if worker.kv is not None else 'device',
-                        update_on_kvstore=on_kv)
+trainer = distributed.make_trainer(worker, net.collect_params(), 'sgd',
+                                   {'learning_rate': 0.2, 'momentum': 0.9, 'wd': 1e-3}, on_kv)
 step_batch = distributed.step_batch_size(B if worker.is_distributed else 2 * B, 1, worker, on_kv)
-if worker.kv is not None:
-    distributed.sync_initial_parameters(trainer, worker.kv, step_batch)
+if worker.is_distributed:
+    distributed.sync_initial_parameters(trainer, worker.kv, step_batch, worker.hvd)
 net.save_parameters('%s-start-%d.params' % (out, worker.rank))
 rng = np.random.RandomState(1)
 X = rng.rand(steps, 2 * B, 3, 16, 16).astype('float32')
@@ -147,6 +145,111 @@ def test_two_workers_of_batch_b_equal_one_process_of_batch_2b(tmp_path):
         assert np.abs(a - starts[0][key].asnumpy()).max() > 1e-3   # 6 steps moved every tensor
 
 
+# ---------------------------------------------------------------- Horovod (the extra)
+def _horovod():
+    """(python, horovodrun) of an environment with the horovod extra: HOROVOD_PYTHON,
+    else this interpreter; the tests skip when neither has it."""
+    python = os.environ.get('HOROVOD_PYTHON', sys.executable)
+    runner = os.path.join(os.path.dirname(python), 'horovodrun')
+    probe = subprocess.run([python, '-c', 'import horovod.mxnet'], capture_output=True,
+                           text=True, env=ENV, timeout=120)
+    if probe.returncode != 0 or not os.path.exists(runner):
+        pytest.skip('the horovod extra is not installed (HOROVOD_PYTHON: a python that has it)')
+    return python, runner
+
+
+def _horovodrun(runner, python, *command, timeout=300):
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(p for p in (ROOT, ENV.get('PYTHONPATH')) if p))
+    return subprocess.run([runner, '--gloo', '-np', '2', '-H', 'localhost:2',
+                           '--start-timeout', '120', python] + [str(c) for c in command],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_horovod_two_workers_of_batch_b_equal_one_process_of_batch_2b(tmp_path):
+    python, runner = _horovod()
+    script = tmp_path / 'job.py'
+    script.write_text(EQUIVALENCE_JOB)
+    local = subprocess.run([sys.executable, str(script), 'local', str(tmp_path / 'local')],
+                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=180)
+    assert local.returncode == 0, local.stderr[-2000:]
+    hvd = _horovodrun(runner, python, script, 'horovod', tmp_path / 'hvd')
+    assert hvd.returncode == 0, hvd.stdout[-3000:] + hvd.stderr[-3000:]
+    single = mx.nd.load(str(tmp_path / 'local-0.params'))
+    starts = [mx.nd.load(str(tmp_path / ('hvd-start-%d.params' % r))) for r in range(2)]
+    workers = [mx.nd.load(str(tmp_path / ('hvd-%d.params' % r))) for r in range(2)]
+    for key in single:
+        np.testing.assert_array_equal(starts[0][key].asnumpy(), starts[1][key].asnumpy())
+        for w in workers:
+            np.testing.assert_allclose(w[key].asnumpy(), single[key].asnumpy(), rtol=1e-4,
+                                       atol=1e-6, err_msg=key)
+
+
+def _tiny_job(tmp_path):
+    from gluon_nets.data import make_rec
+    plugin = tmp_path / 'tiny_models.py'
+    plugin.write_text(TINY)
+    root = _tree(str(tmp_path / 'tree'), classes=40, per_class=1)
+    recs = make_rec.write_shards(root, str(tmp_path / 'rec' / 'train'), shards=2, resize=24,
+                                 workers=1)
+    return [os.path.join(ROOT, 'train_imagenet.py'), '--threads', '1', '--model', 'tiny_cnn',
+            '--import-module', str(plugin), '--num-classes', '40', '--rec-train', ','.join(recs),
+            '--rec-val', recs[0], '--input-size', '16', '--batch-size', '4', '--num-epochs', '1',
+            '--lr', '0.05', '--save-worker-state', '--no-progress', '-j', '1']
+
+
+def test_train_imagenet_under_horovod_matches_dist_sync(tmp_path):
+    """The same 2-worker run (tiny_cnn with BatchNorm, 1 epoch of 5 steps, each worker
+    on its data part) with --horovod and with --kvstore dist_sync: the same weights."""
+    python, runner = _horovod()
+    train = _tiny_job(tmp_path)
+    dist = subprocess.Popen([sys.executable, '-m', 'gluon_nets.launch', '-n', '2', '-s', '1',
+                             '--timeout', '300', '--', sys.executable] + train
+                            + ['--kvstore', 'dist_sync', '--save-dir', str(tmp_path / 'dist')],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    hvd = _horovodrun(runner, python, *train, '--horovod', '--save-dir', tmp_path / 'hvd')
+    _, dist_err = dist.communicate(timeout=300)
+    assert hvd.returncode == 0, hvd.stdout[-3000:] + hvd.stderr[-3000:]
+    assert dist.returncode == 0, dist_err[-3000:]
+    record = json.loads((tmp_path / 'hvd' / 'checkpoint.json').read_text())
+    assert [row['epoch'] for row in record['metrics']] == [0] and record['num_update'] == 5
+    for rank in range(2):
+        ours = mx.nd.load(str(tmp_path / 'hvd' / ('worker-%d.params' % rank)))
+        theirs = mx.nd.load(str(tmp_path / 'dist' / ('worker-%d.params' % rank)))
+        assert sorted(ours) == sorted(theirs)
+        for key in ours:   # BN running statistics too: rank r saw part r in both runs
+            np.testing.assert_allclose(ours[key].asnumpy(), theirs[key].asnumpy(), rtol=1e-4,
+                                       atol=1e-5, err_msg='rank %d %s' % (rank, key))
+    labels = [set(np.load(str(tmp_path / 'hvd' / ('worker-%d-labels.npy' % r))).astype(int))
+              for r in range(2)]
+    assert len(labels[0]) == len(labels[1]) == 20 and not labels[0] & labels[1]
+
+
+def test_horovod_flag_errors_are_one_line(tmp_path):
+    train = _tiny_job(tmp_path)
+    out = subprocess.run([sys.executable] + train + ['--horovod', '--kvstore', 'dist_sync',
+                                                      '--save-dir', str(tmp_path / 'a')],
+                         capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith(
+        'error: --horovod and --kvstore dist_sync contradict each other: give one')
+    lwdna = subprocess.run([sys.executable, os.path.join(ROOT, 'train_imagenet.py'), '--model',
+                            'hh_resnet18', '--lwdna-ratio', '0.5', '--horovod', '--save-dir',
+                            str(tmp_path / 'c')],
+                           capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+    assert lwdna.returncode == 2 and 'Traceback' not in lwdna.stderr
+    assert 'error: --lwdna-ratio under --horovod is not supported' in lwdna.stderr
+    has_horovod = subprocess.run([sys.executable, '-c', 'import horovod.mxnet'],
+                                 capture_output=True, env=ENV, timeout=120).returncode == 0
+    if not has_horovod:   # the extra is missing here: say what to install
+        out = subprocess.run([sys.executable] + train + ['--horovod', '--save-dir',
+                                                          str(tmp_path / 'b')],
+                             capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+        assert out.returncode == 2 and 'Traceback' not in out.stderr
+        assert 'error: --horovod needs Horovod built with MXNet support' in (
+            out.stderr.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------- LW-DNA under dist
 def test_lwdna_search_under_dist_gives_every_worker_rank0s_architecture(tmp_path):
     run = tmp_path / 'run'
@@ -174,43 +277,54 @@ def test_lwdna_search_under_dist_gives_every_worker_rank0s_architecture(tmp_path
 
 
 # ------------------------------------------------- docs/distributed.md on loopback
+def _hosts(tmp_path, train, extra=()):
+    """Scheduler and server started by hand on "host A", a worker on host A
+    (DMLC_NODE_HOST) and one on host B (DMLC_INTERFACE=lo), each with its own save
+    directory, as docs/distributed.md says; returns {host: worker's stdout}."""
+    port = free_port()
+    common = dict(ENV, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(port),
+                  DMLC_NUM_WORKER='2', DMLC_NUM_SERVER='1', PS_HEARTBEAT_TIMEOUT='60')
+    host_a = dict(common, DMLC_NODE_HOST='127.0.0.1')
+    host_b = dict(common, DMLC_INTERFACE='lo')
+    role = [sys.executable, '-c', 'import mxnet']
+    procs = [subprocess.Popen(role, env=dict(host_a, DMLC_ROLE='scheduler'), cwd=ROOT),
+             subprocess.Popen(role, env=dict(host_a, DMLC_ROLE='server'), cwd=ROOT)]
+    workers = [subprocess.Popen(train + [a.replace('{host}', h) for a in extra]
+                                + ['--save-dir', str(tmp_path / ('host%s' % h))],
+                                env=dict(env, DMLC_ROLE='worker'), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for h, env in (('A', host_a), ('B', host_b))]
+    try:
+        outs = [w.communicate(timeout=300) for w in workers]
+        for w, (_, err) in zip(workers, outs):
+            assert w.returncode == 0, err[-3000:]
+        for p in procs:
+            p.wait(timeout=60)
+    finally:
+        for p in procs + workers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return {h: out for h, (out, _) in zip('AB', outs)}
+
+
 def test_multi_host_recipe_on_loopback_with_separate_save_dirs(tmp_path):
-    """The roles started by hand as docs/distributed.md says, each "host" with its
-    own save directory; host B finds its address through DMLC_INTERFACE=lo."""
+    """The recipe of docs/distributed.md on loopback: two "hosts" with separate save
+    directories; then --resume after copying rank 0's run directory to the other
+    host (and the clear error without that copy)."""
+    import shutil
     from gluon_nets.data import make_rec
     plugin = tmp_path / 'tiny_models.py'
     plugin.write_text(TINY)
     root = _tree(str(tmp_path / 'tree'), classes=40, per_class=1)
     recs = make_rec.write_shards(root, str(tmp_path / 'rec' / 'train'), shards=2, resize=24,
                                  workers=1)
-    port = free_port()
-    common = dict(ENV, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(port),
-                  DMLC_NUM_WORKER='2', DMLC_NUM_SERVER='1', PS_HEARTBEAT_TIMEOUT='60')
-    host_a = dict(common, DMLC_NODE_HOST='127.0.0.1')
-    host_b = dict(common, DMLC_INTERFACE='lo')
     train = [sys.executable, os.path.join(ROOT, 'train_imagenet.py'), '--threads', '1',
              '--model', 'tiny_cnn', '--import-module', str(plugin), '--num-classes', '40',
              '--rec-train', ','.join(recs), '--rec-val', recs[0], '--input-size', '16',
-             '--batch-size', '4', '--num-epochs', '1', '--kvstore', 'dist_sync', '--lr', '0.05',
+             '--batch-size', '4', '--kvstore', 'dist_sync', '--lr', '0.05',
              '--save-worker-state', '--no-progress', '-j', '1']
-    role = [sys.executable, '-c', 'import mxnet']
-    procs = [subprocess.Popen(role, env=dict(host_a, DMLC_ROLE='scheduler'), cwd=ROOT),
-             subprocess.Popen(role, env=dict(host_a, DMLC_ROLE='server'), cwd=ROOT)]
-    workers = [subprocess.Popen(train + ['--save-dir', str(tmp_path / ('host%s' % h))],
-                                env=dict(env, DMLC_ROLE='worker'), cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for h, env in (('A', host_a), ('B', host_b))]
-    try:
-        outs = [w.communicate(timeout=180) for w in workers]
-        for w, (_, err) in zip(workers, outs):
-            assert w.returncode == 0, err[-3000:]
-        for p in procs:
-            p.wait(timeout=30)
-    finally:
-        for p in procs + workers:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    _hosts(tmp_path, train + ['--num-epochs', '1'])
     # the worker that became rank 0 wrote the run; the other only its worker state
     ranks = {}
     for host in 'AB':
@@ -230,3 +344,25 @@ def test_multi_host_recipe_on_loopback_with_separate_save_dirs(tmp_path):
     seen = [set(np.load(str(tmp_path / ('host' + h) / ('worker-%d-labels.npy' % ranks[h])))
                 .astype(int)) for h in sorted(ranks, key=ranks.get)]
     assert len(seen[0]) == len(seen[1]) == 20 and not seen[0] & seen[1]
+
+    # --resume: without rank 0's run directory on its host, the other worker stops at once
+    chief = min(ranks, key=ranks.get)
+    other = max(ranks, key=ranks.get)
+    alone = subprocess.run(train + ['--resume', str(tmp_path / ('host' + other)),
+                                    '--num-epochs', '2'],
+                           capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120)
+    assert alone.returncode == 2, alone.stderr[-2000:]
+    assert alone.stderr.strip().splitlines()[-1].endswith(
+        '--resume %s: no run there (args.json missing)' % (tmp_path / ('host' + other)))
+    # ... with it copied there (as the docs say), both continue at epoch 1
+    shutil.copytree(str(tmp_path / ('host' + chief)), str(tmp_path / ('host' + other)),
+                    dirs_exist_ok=True)
+    outs = _hosts(tmp_path, train + ['--num-epochs', '2'],
+                  extra=['--resume', str(tmp_path / 'host{host}')])
+    for host in 'AB':
+        assert 'resumed %s at epoch 1' % (tmp_path / ('host' + host)) in outs[host]
+    # rank 0 of this run (either host) wrote epoch 1 after the copied epoch 0
+    records = [json.loads((tmp_path / ('host' + h) / 'checkpoint.json').read_text())
+               for h in 'AB']
+    assert sorted(r['epoch'] for r in records) == [0, 1]
+    assert [row['epoch'] for row in max(records, key=lambda r: r['epoch'])['metrics']] == [0, 1]

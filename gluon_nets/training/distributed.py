@@ -13,24 +13,38 @@ workers then disagree by ``w0 - sum(G0)``). :func:`sync_initial_parameters` runs
 broadcast before the first step, waits for every pull to land and holds all workers
 at a barrier until then, so no gradient can reach a key before its weight did.
 
+``--horovod`` (the ``horovod`` extra) is the other way: no servers, the workers
+all-reduce their gradients (Gloo on CPU) through ``hvd.DistributedTrainer`` and
+start from rank 0's parameters through ``hvd.broadcast_parameters``, as GluonCV's
+``train_horovod.py``; :class:`Worker` and the helpers below hide the difference
+from the trainer.
+
 This module imports no MXNet at import time: the servers of a ``dist_async`` job
 unpickle :class:`ServerSafeSchedule` while they are still inside ``import mxnet``.
 """
 import math
 
 __all__ = ['Worker', 'connect', 'barrier', 'sync_initial_parameters', 'step_batch_size',
-           'update_on_kvstore', 'states_are_local', 'ServerSafeSchedule']
+           'update_on_kvstore', 'states_are_local', 'make_trainer', 'import_horovod',
+           'ServerSafeSchedule']
+
+#: the ``kind`` of a Horovod worker (``--horovod``)
+HOROVOD = 'horovod'
 
 
 class Worker:
-    """This process's place in the job: ``kv`` (None when local), ``rank``,
-    ``num_workers``, ``kind`` (the ``--kvstore`` value) and ``is_chief`` (rank 0:
-    writes the run directory)."""
+    """This process's place in the job: ``kv`` (the dist kvstore; None when local or
+    under Horovod), ``hvd`` (``horovod.mxnet`` under ``--horovod``, else None),
+    ``rank``, ``num_workers``, ``kind`` (the ``--kvstore`` value, or ``'horovod'``)
+    and ``is_chief`` (rank 0: writes the run directory)."""
 
-    def __init__(self, kv, kind):
-        self.kv, self.kind = kv, kind
-        self.rank = kv.rank if kv is not None else 0
-        self.num_workers = kv.num_workers if kv is not None else 1
+    def __init__(self, kv, kind, hvd=None):
+        self.kv, self.kind, self.hvd = kv, kind, hvd
+        if hvd is not None:
+            self.rank, self.num_workers = hvd.rank(), hvd.size()
+        else:
+            self.rank = kv.rank if kv is not None else 0
+            self.num_workers = kv.num_workers if kv is not None else 1
 
     @property
     def is_chief(self):
@@ -38,7 +52,18 @@ class Worker:
 
     @property
     def is_distributed(self):
-        return self.kv is not None
+        return self.kv is not None or self.hvd is not None
+
+
+def import_horovod():
+    """``horovod.mxnet``, or an ImportError that says what to install."""
+    try:
+        import horovod.mxnet as hvd
+    except ImportError as err:
+        raise ImportError('--horovod needs Horovod built with MXNet support, e.g. '
+                          'HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 pip install '
+                          '"gluon_nets[horovod]" (docs/distributed.md): %s' % err) from None
+    return hvd
 
 
 def connect(kind):
@@ -46,6 +71,10 @@ def connect(kind):
     blocks until every worker and server of the job has registered with the
     scheduler); local kinds ('device', 'local', ...) give ``kv=None``: the Trainer
     makes its own."""
+    if kind == HOROVOD:
+        hvd = import_horovod()
+        hvd.init()
+        return Worker(None, kind, hvd=hvd)
     if not kind.startswith('dist'):
         return Worker(None, kind)
     import mxnet as mx
@@ -84,9 +113,23 @@ def step_batch_size(per_device_batch, num_devices, worker, on_kvstore):
     batch ``per_device_batch * num_devices * num_workers``. Under ``dist_async`` each
     worker's gradient is applied on its own: its own batch."""
     batch = per_device_batch * num_devices
-    if worker.is_distributed and not on_kvstore:
+    if worker.kv is not None and not on_kvstore:
         batch *= worker.num_workers
+    # (Horovod's DistributedTrainer all-reduces the *average* of the workers'
+    # gradients: its own batch gives the global mean too)
     return batch
+
+
+def make_trainer(worker, params, optimizer, optimizer_params, on_kvstore):
+    """The ``gluon.Trainer`` for this worker: Horovod's ``DistributedTrainer``
+    under ``--horovod``, else a Trainer on the worker's kvstore (or its ``kind``,
+    e.g. 'device', when local)."""
+    from mxnet import gluon
+    if worker.hvd is not None:
+        return worker.hvd.DistributedTrainer(params, optimizer, optimizer_params)
+    return gluon.Trainer(params, optimizer, optimizer_params,
+                         kvstore=worker.kv if worker.kv is not None else worker.kind,
+                         update_on_kvstore=on_kvstore)
 
 
 def _default_layout(params):
@@ -103,9 +146,10 @@ def _default_layout(params):
                          param.list_ctx())
 
 
-def sync_initial_parameters(trainer, kv, step_batch):
+def sync_initial_parameters(trainer, kv, step_batch, hvd=None):
     """Broadcast rank 0's parameters of ``trainer`` to every worker and wait until
     all workers hold them, before any gradient is pushed (see the module doc).
+    Under Horovod (``hvd``; ``kv`` None): ``hvd.broadcast_parameters`` from rank 0.
 
     Every parameter must already be initialised (run one forward first: a
     parameter still deferred would be broadcast later, inside ``step``).
@@ -121,6 +165,14 @@ def sync_initial_parameters(trainer, kv, step_batch):
         raise RuntimeError('parameters not initialised before the kvstore broadcast: %s'
                            % ', '.join(deferred[:5]))
     _default_layout(params)
+    if hvd is not None:
+        # (it sets the first device's copy: the others follow it)
+        hvd.broadcast_parameters({p.name: p for p in params}, root_rank=0)
+        for param in params:
+            if len(param.list_ctx()) > 1:
+                param.set_data(param.data(param.list_ctx()[0]))
+        mx.nd.waitall()
+        return
     if not trainer._kv_initialized:
         trainer._init_kvstore()
     if trainer._params_to_init:

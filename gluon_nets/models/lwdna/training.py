@@ -91,6 +91,10 @@ class LWDNATraining(TrainingPlugin):
         if ratio is not None and not _is_search_net(info):
             raise ValueError('--lwdna-ratio runs the LW-DNA search, which needs an hh_* model '
                              '(got %s)' % info.name)
+        if ratio is not None and getattr(args, 'horovod', False):
+            raise ValueError('--lwdna-ratio under --horovod is not supported (each worker would '
+                             'search its own architecture): use --kvstore dist_sync, or search '
+                             'first and train lwdna_* with --lwdna-config under --horovod')
         if config and not _is_searched_net(info):
             raise ValueError('--lwdna-config trains a searched configuration: use an lwdna_* '
                              'model (got %s)' % info.name)
