@@ -494,3 +494,39 @@ def test_full_disk_in_an_export_is_one_line(tmp_path, capsys, monkeypatch):
     errors = [line for line in err.splitlines() if line.startswith('error: ')]
     assert len(errors) == 1 and 'the disk is full' in errors[0] and 'x-symbol.json' in errors[0]
     assert 'Traceback' not in err
+
+
+def test_folder_training_batches_are_a_function_of_seed_and_epoch(tmp_path):
+    """--seed --deterministic with image folders: the augmentation runs in forked
+    DataLoader workers, whose generators the trainer's reseeding never reaches; each
+    image's crop/flip/jitter must come from (seed, epoch, position) only."""
+    tree = image_tree(tmp_path / 'train', ['a', 'b'], per_class=4, size=(24, 24))
+
+    def batches(seed, epoch, workers):
+        loader = data.train_loader(data_dir=tree, batch_size=4, input_size=16, num_workers=workers,
+                                   seed=seed)
+        loader.set_epoch(epoch)
+        return [x.asnumpy() for x, _ in loader]
+
+    first = batches(3, 1, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, batches(3, 1, 1)))
+    assert all(np.array_equal(a, b) for a, b in zip(first, batches(3, 1, 0)))   # any worker count
+    assert not all(np.array_equal(a, b) for a, b in zip(first, batches(3, 2, 1)))
+
+
+def test_a_truncated_or_foreign_idx_is_refused_not_half_the_data(tmp_path, capsys):
+    """An .idx that stops early (cut off, or another file's) used to train silently on
+    the records it lists; now it is one error naming both files and the fix."""
+    rec = cut_rec(tmp_path / 'train.rec', 24, split='train')
+    idx = rec[:-4] + '.idx'
+    lines = open(idx).read().splitlines(True)
+    with open(idx, 'w') as f:
+        f.writelines(lines[:10])
+    with pytest.raises(DataError) as err:
+        data.train_loader(rec_train=rec, batch_size=4, input_size=16, num_classes=10)
+    assert 'lists 10 records' in str(err.value) and '--reindex %s' % rec in str(err.value)
+    assert check.main([rec]) == 1
+    assert '1 RecordIO file(s) unreadable' in capsys.readouterr().out
+    make_rec.main(['--reindex', rec])
+    assert len(open(idx).read().splitlines()) == 24
+    assert check.main([rec]) == 0

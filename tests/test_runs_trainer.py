@@ -208,6 +208,8 @@ def test_a_save_dir_holding_a_run_is_refused_untouched_unless_overwrite(plugin, 
     run = tmp_path / 'run'
     shutil.copytree(str(one_epoch), str(run))
     (run / 'notes.txt').write_text('mine')
+    (run / 'my-table.csv').write_text('a,b\n')      # a user's own files beside the run
+    (run / 'figure.png').write_bytes(b'png')
     before = _snapshot(run)
     capsys.readouterr()
     assert _main(_args(plugin, run, epochs=2)) == 2
@@ -220,6 +222,7 @@ def test_a_save_dir_holding_a_run_is_refused_untouched_unless_overwrite(plugin, 
     assert json.load(open(str(run / 'args.json')))['lr'] == 0.05
     assert [int(r['epoch']) for r in _rows(run)] == [0, 1]
     assert (run / 'notes.txt').read_text() == 'mine' and not (run / 'epoch-0000.params').exists()
+    assert (run / 'my-table.csv').read_text() == 'a,b\n' and _bytes(run / 'figure.png') == b'png'
 
 
 @pytest.mark.parametrize('layout', ['file', 'under_file'])
@@ -275,7 +278,7 @@ def test_a_diverged_epoch_is_never_committed_and_resume_takes_a_lower_lr(plugin,
         loss, top1, top5 = real(*args, **kwargs)
         return (float('nan'), 0.99, 0.99) if len(calls) == 2 else (loss, top1, top5)
     monkeypatch.setattr(trainer, 'evaluate', diverged)
-    assert _main(_args(plugin, run, epochs=3)) == 1
+    assert _main(_args(plugin, run, epochs=3)) == 2
     _one_error_line(capsys.readouterr().err, 'validation loss is nan after epoch 1',
                     'last good checkpoint (epoch 0)', '--resume %s' % run)
     assert _record(run)['epoch'] == 0 and len(_rows(run)) == 1
@@ -300,7 +303,7 @@ def test_a_nan_training_loss_stops_before_any_commit(plugin, tmp_path, capsys):
     batches then have a NaN loss; nothing is committed."""
     run = tmp_path / 'run'
     code = _main(_args(plugin, run, '--warmup-epochs', '1', '--lr', '1e30', epochs=2))
-    assert code == 1
+    assert code == 2
     _one_error_line(capsys.readouterr().err, 'loss is nan at epoch 0, iteration',
                     'none, no epoch completed', '--resume %s' % run)
     assert not any(n.endswith(('.params', '.states')) or n in ('checkpoint.json', 'best.json')
@@ -313,7 +316,7 @@ def test_the_last_step_of_an_epoch_diverging_is_not_committed(plugin, tmp_path, 
     issue's case of a NaN epoch committed as last and best)."""
     run = tmp_path / 'run'
     code = _main(_args(plugin, run, '--lr-decay-epoch', '1', '--lr-decay', '1e30', epochs=3))
-    assert code == 1
+    assert code == 2
     line = _one_error_line(capsys.readouterr().err, 'after epoch 0', 'stopped before its checkpoint')
     assert 'validation loss is nan' in line or 'validation loss is inf' in line
     assert not (run / 'checkpoint.json').exists() and not (run / 'best.params').exists()
@@ -370,7 +373,7 @@ def test_a_full_disk_says_so_and_keeps_the_previous_checkpoint(plugin, tmp_path)
     result = subprocess.run([sys.executable, str(wrapper), TRAIN, '--threads', '1']
                             + _args(plugin, run, epochs=2), capture_output=True, text=True,
                             cwd=ROOT, timeout=180, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     _one_error_line(result.stderr, 'no space left on the device writing',
                     str(run / 'epoch-0001.params'), 'last complete checkpoint (epoch 0)',
                     'is intact')
@@ -498,3 +501,82 @@ def test_the_full_disk_error_message_for_mxnet_write_failures(tmp_path):
     assert isinstance(err, OSError) and err.filename.endswith('x.params')
     assert err.errno in (errno.EIO, errno.ENOSPC) and 'Check failed' in err.strerror
     assert '[bt]' not in err.strerror
+
+
+# ------------------------------------------------------- hostile cases found on review
+@pytest.mark.parametrize('case, edit, needle', [
+    ('args_batch_size_text', {'batch_size': 'x'}, "batch_size (--batch-size) is 'x'"),
+    ('args_lr_mode_unknown', {'lr_mode': 'zzz'}, "lr_mode (--lr-mode) is 'zzz', not one of"),
+    ('args_decay_epoch_number', {'lr_decay_epoch': 5}, 'lr_decay_epoch (--lr-decay-epoch) is 5'),
+    ('args_model_number', {'model': 5}, 'model (--model) is 5'),
+    ('args_import_module_text', {'import_module': 'abc'}, "import_module is 'abc'"),
+    ('checkpoint_copy_outside', {'copies': ['../outside.params']}, "'../outside.params'"),
+    ('checkpoint_params_elsewhere', {'params': '/etc/hostname.params'}, 'not a run file name'),
+    ('checkpoint_params_not_epoch', {'params': 'best.params'}, 'are not epoch files'),
+    ('checkpoint_metrics_rows', {'metrics': [1, 2]}, 'bad metrics rows'),
+])
+def test_a_resume_dir_with_wrongly_typed_values_is_one_line_naming_file_and_flag(
+        one_epoch, tmp_path, capsys, case, edit, needle):
+    """A hand-edited or foreign args.json/checkpoint.json: never an internal error, and a
+    crafted record never makes --resume read or write files outside the run directory."""
+    run = tmp_path / 'run'
+    shutil.copytree(str(one_epoch), str(run))
+    path = run / ('args.json' if case.startswith('args') else 'checkpoint.json')
+    saved = json.load(open(str(path)))
+    saved.update(edit)
+    path.write_text(json.dumps(saved))
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert _main(['--resume', str(run), '--num-epochs', '2']) == 2
+    _one_error_line(capsys.readouterr().err, str(path), needle)
+    assert not (tmp_path / 'outside.params').exists()
+    after = _snapshot(run)
+    assert {n: v[0] for n, v in after.items() if n != 'train_imagenet.log'} == \
+        {n: v[0] for n, v in before.items() if n != 'train_imagenet.log'}
+
+
+def test_a_resume_that_diverges_again_leaves_args_json_as_it_was(one_epoch, tmp_path, capsys):
+    """--resume --lr X writes X to args.json only with the first epoch it commits: after a
+    failed attempt a plain --resume trains with the run's own --lr, not the failed one."""
+    run = tmp_path / 'run'
+    shutil.copytree(str(one_epoch), str(run))
+    saved = _bytes(run / 'args.json')
+    assert _main(['--resume', str(run), '--num-epochs', '2', '--lr', '1e30']) == 2
+    _one_error_line(capsys.readouterr().err, 'at epoch 1', '--lr')
+    assert _bytes(run / 'args.json') == saved and _record(run)['epoch'] == 0
+    assert _main(['--resume', str(run), '--num-epochs', '2', '--lr', '0.05']) == 0
+    args = json.load(open(str(run / 'args.json')))
+    assert args['lr'] == 0.05
+    assert args['history'] == [{'from_epoch': 1, 'changed': {'--lr': {'was': 0.1, 'now': 0.05}}}]
+
+
+def test_a_signal_while_the_families_import_is_a_clean_stop(plugin, tmp_path, capsys):
+    """SIGINT/SIGTERM during start-up (imports take seconds) stop with the one line and
+    128 + signal, not a KeyboardInterrupt traceback or a silent death."""
+    module = tmp_path / 'signals_on_import.py'
+    module.write_text('import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n')
+    previous = signal.getsignal(signal.SIGINT)
+    assert _main(_args(plugin, tmp_path / 'run', '--import-module', str(module))) == 130
+    err = capsys.readouterr().err
+    assert 'stopped by SIGINT before the run directory was set up' in err and 'Traceback' not in err
+    assert signal.getsignal(signal.SIGINT) is previous and not (tmp_path / 'run').exists()
+
+
+def test_a_forked_data_worker_dies_of_the_signal_silently(capfd):
+    """DataLoader workers fork with the trainer's handlers; their pool ends them with
+    SIGTERM after every run: that must not print an Interrupted traceback."""
+    from gluon_nets.training.trainer import _STOP_SIGNALS
+    _STOP_SIGNALS.install()
+    try:
+        pid = os.fork()
+        if pid == 0:   # the "worker"
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            finally:
+                os._exit(7)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        _STOP_SIGNALS.uninstall()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert 'Interrupted' not in capfd.readouterr().err

@@ -199,7 +199,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
     # schedule applies it from epoch 1's last update on: epoch 1 ends diverged)
     result = _cli(_base(plugin, run, '--num-epochs', '3', '--max-iters', '4', '--lr-mode', 'step',
                         '--lr-decay-epoch', '2', '--lr-decay', '1e30'))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'validation loss is nan after epoch 1' in result.stderr or \
         'validation loss is inf after epoch 1' in result.stderr, result.stderr
     assert 'last good checkpoint (epoch 0)' in result.stderr
@@ -292,7 +292,7 @@ def test_distillation_from_a_teacher_checkpoint(plugin, tmp_path):
     assert len(_csv(tmp_path / 'run' / 'metrics.csv')) == 1
     result = _cli(_base(plugin, tmp_path / 'run2', '--teacher', 'tiny_cnn', '--num-epochs', '1'),
                   env={'HOME': str(tmp_path / 'empty')})
-    assert result.returncode == 1 and 'no converted weights for tiny_cnn' in result.stderr
+    assert result.returncode == 2 and 'no converted weights for tiny_cnn' in result.stderr
 
 
 def test_lwdna_search_then_train_then_resume(tmp_path):

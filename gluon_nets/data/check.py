@@ -84,8 +84,14 @@ def run(paths, idx=None, workers=1):
             return 2
         for item in bad:
             print(item)
-        print('%s: %d of %d images undecodable' % (path, len(bad), total) if bad else
-              '%s: all %d images decode' % (path, total))
+        broken = [b for b in bad if b.index is None and str(b.where).endswith('.rec')]
+        undecodable = len(bad) - len(broken)
+        if broken:   # a file whose structure (or index) is broken: its images were not read
+            print('%s: %d RecordIO file(s) unreadable, %d of %d images in the others '
+                  'undecodable' % (path, len(broken), undecodable, total))
+        else:
+            print('%s: %d of %d images undecodable' % (path, undecodable, total) if bad else
+                  '%s: all %d images decode' % (path, total))
         status = max(status, 1 if bad else 0)
     return status
 

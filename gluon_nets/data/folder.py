@@ -83,7 +83,13 @@ def val_transform(input_size, mean, std, crop_ratio=0.875):
 
 
 class _PartSampler:
-    """Seeded shuffle of this worker's disjoint, equal-sized slice of the dataset."""
+    """Seeded shuffle of this worker's disjoint, equal-sized slice of the dataset.
+
+    Training samples are ``(index, sample_seed)`` pairs: :class:`_SeededSamples`
+    reseeds the augmentation's random generators from ``sample_seed`` before
+    transforming the image, so an image's crop/flip/jitter depend on (--seed, epoch,
+    position) only, not on which data-loader process made it or what it drew before
+    (the worker processes are forked once and keep their own generators otherwise)."""
 
     def __init__(self, length, num_parts, part_index, shuffle, seed):
         per = length // num_parts if shuffle else -(-length // num_parts)
@@ -93,11 +99,34 @@ class _PartSampler:
     def __iter__(self):
         if not self.shuffle:
             return iter(self.indices.tolist())
-        rng = np.random.RandomState((self.seed * 100003 + self.epoch) % (1 << 31))
-        return iter(rng.permutation(self.indices).tolist())
+        epoch_seed = (int(self.seed) * 100003 + int(self.epoch)) % (1 << 31)
+        order = np.random.RandomState(epoch_seed).permutation(self.indices).tolist()
+        sample_seeds = np.random.RandomState(epoch_seed ^ 0x5eed).randint(0, 1 << 31, len(order))
+        return iter(list(zip(order, sample_seeds.tolist())))
 
     def __len__(self):
         return len(self.indices)
+
+
+class _SeededSamples:
+    """``dataset[(i, seed)]``: Python's, NumPy's and MXNet's generators seeded with
+    ``seed``, then ``dataset[i]`` (a plain index reads as it is)."""
+
+    def __init__(self, dataset):
+        self._dataset = dataset
+
+    def __len__(self):
+        return len(self._dataset)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            import random
+            import mxnet as mx
+            key, seed = key
+            random.seed(seed)
+            np.random.seed(seed)
+            mx.random.seed(seed)
+        return self._dataset[key]
 
 
 class FolderLoader:
@@ -149,7 +178,7 @@ class FolderLoader:
             raise DataError('%s: %d training images per worker, fewer than one batch of %d'
                             % (self.root, self.num_samples, batch_size))
         self.loader = gluon.data.DataLoader(
-            dataset.transform_first(tf), batch_size=batch_size, sampler=self.sampler,
+            _SeededSamples(dataset.transform_first(tf)), batch_size=batch_size, sampler=self.sampler,
             last_batch='discard' if train else 'keep', num_workers=num_workers)
 
     def set_epoch(self, epoch):

@@ -164,6 +164,16 @@ def scan_record_file(rec, idx, num_classes=None, full_scan_limit=FULL_SCAN_LIMIT
                 raise DataError('%s: %s has label %d >= --num-classes %d'
                                 % (rec, what, int(label), num_classes))
             label_max = max(label_max, label)
+        # the index must reach the end of the file: a truncated or stale .idx would
+        # otherwise make the run silently train on part of the data
+        last = int(np.argmax(offsets))
+        _, end = _read_record_header(f, rec, int(offsets[last]), file_size,
+                                     'record %d (key %d)' % (last, keys[last]))
+        if end < file_size:
+            raise DataError('%s lists %d records, but %s holds more after byte %d (it has %d '
+                            'bytes): the index is truncated or belongs to another file; rebuild '
+                            'it with `python -m gluon_nets.data.make_rec --reindex %s`'
+                            % (idx, len(offsets), rec, end, file_size, rec))
     return RecordShard(rec, idx, len(offsets), int(label_max))
 
 

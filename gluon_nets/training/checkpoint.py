@@ -50,7 +50,7 @@ from ..utils.atomic import TEMP_PREFIX, atomic_path, save_params_atomic, write_j
 
 __all__ = ['RunDir', 'METRIC_FIELDS', 'CheckpointError', 'FAULT_STEPS', 'check_save_dir',
            'run_files', 'clear_run', 'save_trainer_states', 'load_trainer_states',
-           'load_params', 'states_file_kind']
+           'load_params', 'states_file_kind', 'check_saved_args']
 
 METRIC_FIELDS = ['epoch', 'train_loss', 'train_acc', 'val_loss', 'val_top1', 'val_top5', 'lr',
                  'epoch_time_s', 'train_img_per_s']
@@ -64,11 +64,14 @@ STATES_FORMAT = 'gluon_nets.trainer_states/1'
 _STRUCTURE_KEY = '__structure__'
 _NDARRAY_MAGIC = struct.pack('<Q', 0x112)    # the first 8 bytes of every mx.nd.save file
 _EPOCH_FILE = re.compile(r'^epoch-\d{4,}\.(params|states)$')
+_PLAIN_RUN_FILE = re.compile(r'^[^/\\]+\.(params|states)$')   # a name inside the run dir
 # what makes a directory "a run": any of these (or an epoch file)
 _RUN_MARKERS = ('args.json', 'checkpoint.json', 'metrics.csv', 'last.params', 'best.params')
-# what --overwrite removes: files a run (the trainer or a family plugin) writes at the top
-# level; subdirectories and other files stay
-_RUN_SUFFIXES = ('.json', '.params', '.states', '.csv', '.png', '.log', '.npy')
+# what --overwrite removes: files a run (the trainer or a family plugin, which writes JSON
+# and .params through its session) writes at the top level; subdirectories and other files
+# (a user's own .csv, .png or .npy beside the run) stay
+_RUN_SUFFIXES = ('.json', '.params', '.states', '.log')
+_RUN_NAMES = re.compile(r'^(metrics\.csv|curves\.png|worker-\d+-labels\.npy)$')
 
 logger = logging.getLogger('gluon_nets.train')
 
@@ -132,15 +135,61 @@ def run_files(path):
 
 def clear_run(path):
     """Remove the run in ``path`` (``--overwrite``): its top-level run files (JSON,
-    params, states, CSV, PNG, logs, ``.npy``) and temporaries; other files and
-    subdirectories stay. Returns the removed names."""
+    params, states, logs, metrics.csv, curves.png, worker label ``.npy``) and
+    temporaries; other files and subdirectories stay. Returns the removed names."""
     removed = []
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        if os.path.isfile(full) and (name.endswith(_RUN_SUFFIXES) or name.startswith(TEMP_PREFIX)):
+        if os.path.isfile(full) and (name.endswith(_RUN_SUFFIXES) or _RUN_NAMES.match(name)
+                                     or name.startswith(TEMP_PREFIX)):
             os.remove(full)
             removed.append(name)
     return removed
+
+
+def _flag_value_problem(action, value):
+    """Why ``value`` (from JSON) cannot be the value of argparse ``action``, or None."""
+    import argparse
+    if value is None:
+        return None
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return None if isinstance(value, bool) else 'not true/false'
+    if isinstance(action, argparse._AppendAction):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return None if ok else 'not a list of strings'
+    if action.nargs not in (None, '?'):
+        return None if isinstance(value, list) else 'not a list'
+    kind = action.type
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int or getattr(kind, '__name__', '') == '_positive_int':
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is None or kind is str:
+        ok = isinstance(value, str)
+    elif getattr(kind, '__name__', '') == '_json_dict':
+        ok = isinstance(value, dict)
+    elif getattr(kind, '__name__', '') == '_float_list':
+        ok = isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
+    else:                  # a family option's own type: the family checks its value
+        return None
+    if not ok:
+        return 'a JSON %s' % type(value).__name__.replace('NoneType', 'null')
+    if action.choices is not None and value not in action.choices:
+        return 'not one of %s' % ', '.join(map(str, action.choices))
+    return None
+
+
+def check_saved_args(stored, parser, path):
+    """Raise :class:`CheckpointError` naming ``path`` (a run's ``args.json``) and the
+    flag when a saved value cannot be that flag's value (a hand-edited or foreign file):
+    ``{"batch_size": "x"}`` must not become a crash deep in the run."""
+    for action in parser._actions:
+        if action.dest in stored and action.option_strings:
+            why = _flag_value_problem(action, stored[action.dest])
+            if why:
+                raise CheckpointError('%s is corrupt: %s (%s) is %r, %s' % (
+                    path, action.dest, action.option_strings[-1] if action.dest != 'num_workers'
+                    else '-j', stored[action.dest], why))
 
 
 # -------------------------------------------------------------------- parameter files
@@ -397,6 +446,23 @@ class RunDir:
         if not isinstance(record, dict) or not isinstance(record.get('epoch'), int) \
                 or not isinstance(record.get('metrics'), list) or not record.get('params'):
             raise CheckpointError('%s is not a checkpoint record (no epoch/metrics/params)' % path)
+        if not all(isinstance(row, dict) and isinstance(row.get('epoch'), int)
+                   for row in record['metrics']) or not isinstance(
+                       record.get('best_top1', 0.0), (int, float)):
+            raise CheckpointError('%s is not a checkpoint record (bad metrics rows)' % path)
+        if not isinstance(record.get('copies') or [], list):
+            raise CheckpointError('%s is not a checkpoint record (bad copies)' % path)
+        names = [record['params'], record.get('states')] + list(record.get('copies') or [])
+        for name in names:
+            # only files of this directory: a crafted record must not make --resume read or
+            # (through the copies) overwrite files elsewhere
+            if name is not None and not (isinstance(name, str) and _PLAIN_RUN_FILE.match(name)):
+                raise CheckpointError('%s is not a checkpoint record: %r is not a run file name'
+                                      % (path, name))
+        if not _EPOCH_FILE.match(record['params']) or (
+                record.get('states') and not _EPOCH_FILE.match(record['states'])):
+            raise CheckpointError('%s is not a checkpoint record: params/states %r/%r are not '
+                                  'epoch files' % (path, record['params'], record.get('states')))
         for key in ('params', 'states'):
             if record.get(key) and not os.path.isfile(self.file(record[key])):
                 raise CheckpointError('%s names %s, which is missing' % (path, record[key]))
