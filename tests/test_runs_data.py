@@ -481,6 +481,26 @@ def test_export_out_path_is_checked_first(tmp_path, capsys):
     assert blocker.read_text() == 'x'
 
 
+def test_an_existing_export_is_never_replaced_without_overwrite(tmp_path, capsys, monkeypatch):
+    from symbols import export as export_cli
+    from symbols.export import main
+    earlier = {'menet108_8x1_g3-symbol.json': '{"nodes": []}', 'menet108_8x1_g3-0000.params': 'w'}
+    for name, text in earlier.items():
+        (tmp_path / name).write_text(text)
+    calls = []
+    monkeypatch.setattr(export_cli, '_export', lambda *a, **k: calls.append(k) or
+                        {'model': 'menet108_8x1_g3', 'format': 'symbol', 'checks': {}, 'files': {}})
+    argv = ['--model', 'menet108_8x1_g3', '--input-size', '64', '--out', str(tmp_path)]
+    assert main(argv) == 2 and not calls
+    err = capsys.readouterr().err
+    assert err.startswith('error: --out %s already holds an export named menet108_8x1_g3' % tmp_path)
+    assert '--overwrite' in err and err.count('\n') == 1
+    assert {n: (tmp_path / n).read_text() for n in earlier} == earlier
+    assert main(argv + ['--format', 'onnx']) == 0 and len(calls) == 1   # another format: its own files
+    assert main(argv + ['--name', 'other']) == 0 and len(calls) == 2
+    assert main(argv + ['--overwrite']) == 0 and len(calls) == 3
+
+
 def test_full_disk_in_an_export_is_one_line(tmp_path, capsys, monkeypatch):
     import errno
     from symbols import export as export_cli
