@@ -40,6 +40,9 @@ FORMS = ('imperative', 'hybridized', 'symbol', 'optimized', 'fused', 'int8', 'on
          'openvino')
 LADDER = ('hybridized', 'optimized', 'fused', 'int8', 'onnxruntime', 'openvino')
 FP32_MXNET = ('hybridized', 'symbol', 'optimized', 'fused')   # "our MXNet form" vs onnxruntime
+# each family's headline model (``--models headlines``): the models the papers sell
+HEADLINES = ('ed_resnet50', 'menet228_12x1_g3', 'shufflenet_1x_g3', 'scalenet50', 'lwdna_resnet50',
+             'oct_resnet50_v1b')
 _EXPORTED = {'symbol': 'symbol', 'fused': 'fused', 'int8': 'int8', 'onnxruntime': 'onnx',
              'openvino': 'onnx'}
 
@@ -253,7 +256,9 @@ def plot_ladder(json_files, out_png):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', default=None,
-                        help='comma-separated names (default: the cheapest model of each family)')
+                        help='comma-separated names, or "headlines" (each family\'s headline '
+                        'model: %s); default: the cheapest model of each family'
+                        % ', '.join(HEADLINES))
     parser.add_argument('--forms', default=','.join(LADDER),
                         help='comma-separated, of: %s' % ', '.join(FORMS))
     parser.add_argument('--batch', default='1,16', help='comma-separated batch sizes')
@@ -297,7 +302,8 @@ def main(argv=None):
 
     import mxnet as mx  # noqa: F401  (after set_threads)
     from gluon_nets.model_zoo import cheapest_per_family
-    names = args.models.split(',') if args.models else cheapest_per_family()
+    names = (list(HEADLINES) if args.models == 'headlines' else
+             args.models.split(',') if args.models else cheapest_per_family())
     if args.params and len(names) != 1:
         parser.error('--params applies to one model (--models NAME)')
     results, notes = [], []

@@ -19,9 +19,8 @@ max|d|/max|ref|).
 import argparse
 import os
 import sys
-import time
 
-from common import format_table, set_threads  # noqa: E402  (sets threads before mxnet)
+from common import format_table, interleaved_wall_cpu, set_threads  # noqa: E402  (before mxnet)
 
 
 def _reference_builder(ref_dir):
@@ -60,21 +59,13 @@ def main(argv=None):
         raise SystemExit('error: --size must be a multiple of 32, got %d' % args.size)
     ref_fn = _reference_builder(args.ref_dir) if args.ref_dir else None
 
-    def once(net, x):
-        # (wall seconds, CPU seconds of this process): on a shared machine the CPU time
-        # is far less disturbed by other jobs than the wall time
-        start, cpu = time.perf_counter(), time.process_time()
-        net(x).wait_to_read()
-        return time.perf_counter() - start, time.process_time() - cpu
-
     rows = []
     for batch in [int(b) for b in args.batch.split(',')]:
         mx.random.seed(0)
         x = mx.nd.random.uniform(-1, 1, shape=(batch, 3, args.size, args.size))
         base = _hybridize(get_model('oct_resnet50_v1b', alpha=0.0))
         base.initialize(mx.init.Xavier())
-        for _ in range(2):
-            once(base, x)
+        base(x).wait_to_read()
         for alpha in alphas:
             nets, diff = {}, float('nan')
             if ref_fn is not None:
@@ -96,20 +87,18 @@ def main(argv=None):
                 if ref_diff > 1e-5:
                     print('warning: alpha %g: the hybridized reference differs from its imperative '
                           'run by %.2g' % (alpha, ref_diff), file=sys.stderr)
-            for net in nets.values():
-                once(net, x)
-            times = {k: [] for k in nets}
-            base_alpha = []
-            for _ in range(args.rounds):
-                for k, net in nets.items():
-                    times[k].append(once(net, x))
-                base_alpha.append(once(base, x))
-            best = {k: min(t[0] for t in v) for k, v in times.items()}
-            cpu = {k: min(t[1] for t in v) for k, v in times.items()}
+            steps = {k: (lambda net=net: net(x).wait_to_read()) for k, net in nets.items()}
+            steps['base'] = lambda: base(x).wait_to_read()
+            # (wall, CPU) per pass, in turns: on a shared machine the CPU time is far
+            # less disturbed by other jobs than the wall time
+            times = interleaved_wall_cpu(steps, args.rounds, warmup=1)
+            base_wall, base_cpu = times.pop('base')
+            best = {k: min(v[0]) for k, v in times.items()}
+            cpu = {k: min(v[1]) for k, v in times.items()}
             rows.append(dict(alpha=alpha, batch=batch, ref=best.get('ref'), ours=best['ours'],
-                             base=min(t[0] for t in base_alpha), diff=diff,
+                             base=min(base_wall), diff=diff,
                              ref_cpu=cpu.get('ref'), ours_cpu=cpu['ours'],
-                             base_cpu=min(t[1] for t in base_alpha)))
+                             base_cpu=min(base_cpu)))
             del nets, ours
 
     header = ['alpha', 'batch', 'size', 'ref img/s', 'ours img/s', 'ours/ref',

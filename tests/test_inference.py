@@ -150,3 +150,91 @@ def test_bad_input_shape_is_refused():
         optimize(net, (3, 64, 64))
     with pytest.raises(ValueError, match='backend'):
         optimize(net, (1, 3, 64, 64), backend='tensorrt')
+
+
+def test_net_with_deferred_init_is_checked_against_its_real_output():
+    # the first forward (deferred init) used to happen inside the hybridized trace, after
+    # which optimize's reference was 0.14 off and a correct graph was refused
+    from gluon_nets._compat import import_gluoncv
+    resnet = import_gluoncv().model_zoo.get_model('resnet18_v1b', classes=10)
+    resnet.initialize(mx.init.Xavier())
+    fast = optimize(resnet, (1, 3, 32, 32), backend=None)
+    assert fast.optimize_report['max_rel_err'] <= TOLERANCE
+    x = _input(32)
+    assert relative_error(fast(x).asnumpy(), resnet(x).asnumpy()) <= TOLERANCE
+
+
+def test_nearest_upsampling_becomes_a_bit_exact_depthwise_deconvolution():
+    from gluon_nets.inference.rewrites import upsampling_as_deconvolution
+    data = mx.sym.var('data')
+    low = mx.sym.Convolution(mx.sym.Pooling(data, kernel=(2, 2), stride=(2, 2), pool_type='avg'),
+                             num_filter=6, kernel=(3, 3), pad=(1, 1), name='l2h')
+    high = mx.sym.Convolution(data, num_filter=6, kernel=(3, 3), pad=(1, 1), name='h2h')
+    out = high + mx.sym.UpSampling(low, scale=2, sample_type='nearest', num_args=1)
+    rng = np.random.RandomState(3)
+    params = {'l2h_weight': rng.randn(6, 4, 3, 3), 'l2h_bias': rng.randn(6),
+              'h2h_weight': rng.randn(6, 4, 3, 3), 'h2h_bias': rng.randn(6)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    graph = json.loads(out.tojson())
+    new, new_params, count = upsampling_as_deconvolution(graph, params, 'data', (2, 4, 8, 8))
+    assert count == 1 and 'UpSampling' not in [n['op'] for n in new['nodes']]
+    assert 'UpSampling' in [n['op'] for n in graph['nodes']]        # input left as it was
+    x = rng.uniform(-1, 1, (2, 4, 8, 8)).astype(np.float32)
+
+    def run(g, p):
+        sym = mx.sym.load_json(json.dumps(g))
+        args = {k: mx.nd.array(v) for k, v in p.items()}
+        return sym.eval(ctx=mx.cpu(), data=mx.nd.array(x), **args)[0].asnumpy()
+    assert np.array_equal(run(new, new_params), run(graph, params))
+
+
+def test_octconv_optimized_has_no_upsampling_left():
+    net = _net('oct_resnet50_v1b', alpha=0.5)
+    fast = optimize(net, (1, 3, 32, 32), backend=None)
+    assert fast.optimize_report['upsampling_as_deconv'] > 0
+    x = _input(32)
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def _run_graph(graph, params, x):
+    sym = mx.sym.load_json(json.dumps(graph))
+    args = {k: mx.nd.array(v) for k, v in params.items()}
+    return sym.eval(ctx=mx.cpu(), data=mx.nd.array(x), **args)[0].asnumpy()
+
+
+def test_odd_widths_are_padded_with_zero_channels_exactly():
+    from gluon_nets.inference.rewrites import pad_channels, upsampling_as_deconvolution
+    data = mx.sym.var('data')
+    a = mx.sym.relu(mx.sym.Convolution(data, num_filter=12, kernel=(3, 3), pad=(1, 1), name='a'))
+    low = mx.sym.Pooling(data, kernel=(2, 2), stride=(2, 2), pool_type='avg')
+    b = mx.sym.Convolution(low, num_filter=5, kernel=(1, 1), name='b')
+    c = mx.sym.Convolution(data, num_filter=5, kernel=(1, 1), name='c')
+    # a sum of two padded maps, a concat of padded and unpadded parts, a nearest upsampling
+    mixed = mx.sym.Concat(a, mx.sym.UpSampling(b, scale=2, sample_type='nearest', num_args=1)
+                          + c, mx.sym.Convolution(data, num_filter=8, kernel=(1, 1), name='d'),
+                          dim=1)
+    d = mx.sym.Convolution(mixed, num_filter=7, kernel=(3, 3), pad=(1, 1), name='e')
+    e = mx.sym.Convolution(data, num_filter=6, kernel=(1, 1), name='f')      # read by a dense
+    grouped = mx.sym.Convolution(mx.sym.Convolution(data, num_filter=6, kernel=(1, 1), name='g'),
+                                 num_filter=6, num_group=3, kernel=(1, 1), name='h')
+    out = mx.sym.Concat(mx.sym.FullyConnected(e, num_hidden=3, name='fc'),
+                        mx.sym.FullyConnected(mx.sym.Convolution(mx.sym.relu(d), num_filter=3,
+                                                                 kernel=(1, 1), name='z'),
+                                              num_hidden=3, name='fc2'),
+                        mx.sym.sum(grouped, axis=(1, 2, 3)).reshape((-1, 1)), dim=1)
+    graph = json.loads(out.tojson())
+    shapes = dict(zip(out.list_arguments(), out.infer_shape(data=(2, 4, 8, 8))[0]))
+    rng = np.random.RandomState(4)
+    params = {k: rng.randn(*s).astype(np.float32) for k, s in shapes.items() if k != 'data'}
+    x = rng.uniform(-1, 1, (2, 4, 8, 8)).astype(np.float32)
+    graph, params, ups = upsampling_as_deconvolution(graph, params, 'data', x.shape)
+    new, new_params, padded = pad_channels(graph, params, 'data', x.shape, multiple=8)
+    widths = {n['name']: int(n['attrs']['num_filter']) for n in new['nodes']
+              if n['op'] == 'Convolution'}
+    # a, b, c (through the sum and the upsampling), e padded; f and z (read by a dense
+    # layer), g (read by a grouped conv) and the grouped h left as they were
+    assert ups == 1 and padded == 4, widths
+    assert widths == {'a': 16, 'b': 8, 'c': 8, 'd': 8, 'e': 8, 'z': 3, 'f': 6, 'g': 6, 'h': 6}
+    ref = _run_graph(graph, params, x)
+    assert relative_error(_run_graph(new, new_params, x), ref) <= 1e-6
+    assert params['a_weight'].shape == (12, 4, 3, 3)      # the input is left as it was
