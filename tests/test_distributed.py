@@ -77,9 +77,9 @@ def test_the_distributed_module_imports_neither_mxnet_nor_gluoncv():
 # --------------------------------------------------------------- distributed math
 # One script, three modes: 'local' trains on whole batches of 2B; 'dist' (one of 2
 # workers under the launcher) and 'horovod' (one of 2 Horovod processes) train on
-# their half of every batch, rows [rank*B, (rank+1)*B). The data order is fixed (no shuffle, no augmentation) and the
-# net has no BatchNorm: per-worker BN statistics of B images are not those of 2B
-# images, so with BN the two runs would legitimately differ.
+# their half of every batch, rows [rank*B, (rank+1)*B). The data order is fixed (no
+# shuffle, no augmentation) and the net has no BatchNorm: per-worker BN statistics of B
+# images are not those of 2B images, so with BN the two runs would legitimately differ.
 EQUIVALENCE_JOB = r'''
 import sys
 import numpy as np
