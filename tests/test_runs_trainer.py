@@ -580,3 +580,32 @@ def test_a_forked_data_worker_dies_of_the_signal_silently(capfd):
         _STOP_SIGNALS.uninstall()
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     assert 'Interrupted' not in capfd.readouterr().err
+
+
+def test_a_failed_atomic_write_names_the_file_and_leaves_nothing(tmp_path):
+    """A full disk inside any atomic write (args.json, model.json, eval's --json) is
+    reported with the file's own name, not '' or the temporary's."""
+    from gluon_nets.utils.atomic import atomic_path
+    target = tmp_path / 'model.json'
+    with pytest.raises(OSError) as err:
+        with atomic_path(str(target)):
+            raise OSError(errno.ENOSPC, 'No space left on device')   # as f.write raises it
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_the_run_log_on_a_full_disk_prints_no_logging_traceback(tmp_path, capsys):
+    import logging
+    from gluon_nets.training.trainer import _QuietFileHandler
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+        def flush(self):
+            pass
+    handler = _QuietFileHandler(str(tmp_path / 'train.log'))
+    handler.stream.close()
+    handler.stream = FullDisk()
+    handler.emit(logging.LogRecord('x', logging.INFO, __file__, 1, 'data: %d images', (3,), None))
+    assert capsys.readouterr().err == ''
