@@ -43,7 +43,8 @@ __all__ = ['register_model', 'register_alias', 'register_family', 'register_conv
            'ConversionError', 'ModelConstructionError', 'pretrained_path', 'parse_model_kwargs',
            'cheapest_per_family', 'IMAGENET_DATA_CONFIG', 'NUMBERS_FILE', 'load_numbers',
            'resolve_data_config', 'model_record', 'read_model_record', 'build_model',
-           'read_mxnet_params', 'get_model_list', 'default_model_root',
+           'read_mxnet_params', 'get_model_list', 'default_model_root', 'find_model_info',
+           'gluoncv_model_info', 'load_transfer_params',
            'canonical_kwargs', 'feature_net']
 
 NUMBERS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'model_numbers.json')
@@ -141,6 +142,9 @@ class FamilyInfo:
     weights: str = ''
     training: TrainingPlugin = field(default_factory=TrainingPlugin)
     module: str = ''
+    #: ``fn(model_name) -> mx.init.Initializer``: the authors' initialisation (the
+    #: trainer's ``--init reference``); None when the family does not state one
+    reference_init: Optional[Callable] = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,14 @@ class ModelInfo:
         """The family's :class:`TrainingPlugin`."""
         return _FAMILIES[self.family].training if self.family in _FAMILIES else TrainingPlugin()
 
+    @property
+    def reference_init(self):
+        """The authors' initialiser for this model (``mx.init.Initializer``), or None when
+        the family registered none (``register_family(reference_init=...)``)."""
+        family = _FAMILIES.get(self.family)
+        make = family.reference_init if family is not None else None
+        return make(self.canonical_name) if make is not None else None
+
 
 _REGISTRY = OrderedDict()       # name -> ModelInfo (aliases included)
 _FAMILIES = OrderedDict()       # name -> FamilyInfo
@@ -226,11 +238,12 @@ def _relative(path):
 
 
 def register_family(name, paper='', reference='', data_config=None, classifier='output',
-                    weights='', training=None):
+                    weights='', training=None, reference_init=None):
     """Declare a family before its models: what they share (see :class:`FamilyInfo`).
 
     ``data_config`` entries override :data:`IMAGENET_DATA_CONFIG`; ``training`` is the
-    family's :class:`TrainingPlugin` (default: none).
+    family's :class:`TrainingPlugin` (default: none); ``reference_init`` is
+    ``fn(model_name) -> mx.init.Initializer``, the authors' initialisation.
     """
     with _LOCK:
         if name in _FAMILIES:
@@ -239,7 +252,8 @@ def register_family(name, paper='', reference='', data_config=None, classifier='
         _FAMILIES[name] = FamilyInfo(name=name, paper=paper, reference=reference,
                                      data_config=dict(data_config or {}),
                                      classifier=classifier, weights=weights,
-                                     training=training or TrainingPlugin(), module=module)
+                                     training=training or TrainingPlugin(), module=module,
+                                     reference_init=reference_init)
         return _FAMILIES[name]
 
 
@@ -561,31 +575,101 @@ def _attach_classifier_methods(net, attr):
     object.__setattr__(net, 'classifier_name', attr)
 
 
-def _gluoncv_model(name, classes, pretrained, ctx, root, kwargs):
-    """A GluonCV model zoo name that is not ours -> GluonCV's net (None if unknown)."""
+def _gluoncv_zoo():
+    """``gluoncv.model_zoo`` or None (gluoncv missing or broken: its names are unknown)."""
     try:
         from ._compat import import_gluoncv
-        gluoncv = import_gluoncv()
-    except Exception:   # gluoncv missing or broken: the name is simply unknown
+        return import_gluoncv().model_zoo
+    except Exception:
         return None
-    zoo = gluoncv.model_zoo
-    known = {n.lower() for n in zoo.get_model_list()}
-    if str(name).lower() not in known:
+
+
+def _gluoncv_names():
+    zoo = _gluoncv_zoo()
+    return {n.lower() for n in zoo.get_model_list()} if zoo is not None else set()
+
+
+def _gluoncv_classifier(net):
+    for attr in ('output', 'fc', 'classifier', 'head'):
+        if hasattr(net, attr):
+            return attr
+    return None
+
+
+_GLUONCV_INFOS = {}
+
+
+def gluoncv_model_info(name):
+    """A :class:`ModelInfo` (family ``'gluoncv'``, ImageNet's ``data_config``, the net's
+    classifier attribute) for a ``gluoncv.model_zoo`` name that is not ours; None when
+    GluonCV does not know ``name`` (or is not installed). Its ``fn(classes, **kwargs)``
+    builds GluonCV's net: the trainer, ``eval.py`` and the run records use it as any
+    entry."""
+    key = str(name).lower()
+    if key in _GLUONCV_INFOS:
+        return _GLUONCV_INFOS[key]
+    if key not in _gluoncv_names():
+        return None
+    zoo = _gluoncv_zoo()
+
+    def build(classes=1000, **kwargs):
+        return zoo.get_model(key, classes=classes, **kwargs)
+    build.__name__ = key
+    classifier = _gluoncv_classifier(zoo.get_model(key)) or 'output'
+    info = ModelInfo(name=key, family='gluoncv', fn=build, paper='GluonCV model zoo',
+                     reference='dmlc/gluon-cv: gluoncv.model_zoo.get_model(%r)' % key,
+                     data_config=_merged_data_config(), classifier=classifier,
+                     weights='GluonCV\'s pretrained weights (downloaded by GluonCV)',
+                     description="GluonCV's %s (not a gluon_nets model)" % key)
+    _GLUONCV_INFOS[key] = info
+    return info
+
+
+def find_model_info(name):
+    """:func:`get_model_info`, or for a name only GluonCV knows its
+    :func:`gluoncv_model_info`; the registry's ``ValueError`` (close matches) if neither
+    knows ``name``."""
+    try:
+        return get_model_info(name)
+    except ValueError:
+        info = gluoncv_model_info(name)
+        if info is None:
+            raise
+        return info
+
+
+def _gluoncv_model(name, classes, pretrained, ctx, root, kwargs):
+    """A GluonCV model zoo name that is not ours -> GluonCV's net (None if unknown).
+    ``pretrained`` with another class count than GluonCV's 1000: its weights, then a
+    fresh classifier (logged), as for our models."""
+    if str(name).lower() not in _gluoncv_names():
         return None
     import logging
-    logging.getLogger('gluon_nets').info(
-        '%s is not a gluon_nets model: building GluonCV\'s %s (gluoncv.model_zoo)', name, name)
+    zoo = _gluoncv_zoo()
+    log = logging.getLogger('gluon_nets')
+    log.info('%s is not a gluon_nets model: building GluonCV\'s %s (gluoncv.model_zoo)',
+             name, name)
     args = dict(kwargs)
-    if classes != 1000:
+    transfer = pretrained and classes != 1000
+    if classes != 1000 and not transfer:
         args['classes'] = classes
     if root is not None:
         args['root'] = root
-    net = zoo.get_model(str(name).lower(), pretrained=pretrained, ctx=ctx, **args) \
-        if ctx is not None else zoo.get_model(str(name).lower(), pretrained=pretrained, **args)
-    for attr in ('output', 'fc', 'classifier', 'head'):
-        if hasattr(net, attr):
-            _attach_classifier_methods(net, attr)
-            break
+    if ctx is not None:
+        args['ctx'] = ctx
+    net = zoo.get_model(str(name).lower(), pretrained=pretrained, **args)
+    attr = _gluoncv_classifier(net)
+    if attr is not None:
+        _attach_classifier_methods(net, attr)
+    if transfer:
+        if attr is None:
+            raise ModelConstructionError('%s: GluonCV\'s net has no classifier attribute to '
+                                         're-initialise for %d classes' % (name, classes))
+        import mxnet as mx
+        net.reset_classifier(classes)
+        net.get_classifier().initialize(mx.init.Xavier(), ctx=ctx or mx.cpu())
+        log.info('%s: GluonCV\'s pretrained weights; classifier %r re-initialised for %d '
+                 'classes (the checkpoint has 1000)', name, attr, classes)
     return net
 
 
@@ -642,9 +726,6 @@ def get_model(name, classes=1000, pretrained=False, ctx=None, root=None,
 
 
 def _load_pretrained(net, info, classes, ctx, path, kwargs):
-    import logging
-
-    import mxnet as mx
     if not os.path.isfile(path):
         raise FileNotFoundError(
             'no converted weights for %s at %s; make them from the authors\' checkpoint with:\n'
@@ -652,35 +733,73 @@ def _load_pretrained(net, info, classes, ctx, path, kwargs):
             % (info.name, path, info.canonical_name,
                ''.join(' --%s %s' % (k.replace('_', '-'), v) for k, v in sorted(kwargs.items())
                        if k == 'alpha'), path))
+    load_transfer_params(net, path, ctx=ctx, classifier=info.classifier, name=info.name)
+
+
+def load_transfer_params(net, path, ctx=None, classifier=None, name=None):
+    """Load ``path`` (a ``save_parameters`` file) into ``net`` for transfer learning.
+
+    Every parameter is loaded; when the classifier's shapes differ (another class count)
+    every parameter but the classifier's is loaded and the classifier (attribute
+    ``classifier``, default ``net.classifier_name``) is initialised afresh with Xavier,
+    which one log line says. Returns the number of classifier parameters re-initialised
+    (0: everything loaded). :class:`ConversionError` naming the file when other
+    parameters are missing, unexpected or of another shape."""
+    import logging
+
+    import mxnet as mx
+    from .nn import features
     ctx = ctx or mx.cpu()
+    classifier = classifier or getattr(net, 'classifier_name', 'output')
+    name = name or type(net).__name__
     loaded = read_mxnet_params(path)
     ours = net._collect_params_with_prefix()
-    head = info.classifier + '.'
+    head = classifier + '.'
     skipped = []
     for key, value in loaded.items():
         param = ours.get(key)
         if key.startswith(head) and param is not None and param.shape is not None and \
-                any(s and s != v for s, v in zip(param.shape, value.shape)):
+                (len(param.shape) != len(value.shape) or
+                 any(s and s != v for s, v in zip(param.shape, value.shape))):
             skipped.append((key, value.shape))
-    if skipped:
-        loaded = {k: v for k, v in loaded.items() if k not in dict(skipped)}
-        missing = sorted(set(ours) - set(loaded))
-        if any(not k.startswith(head) for k in missing):
-            raise ConversionError('%s does not fit %s: missing %s'
-                                  % (path, info.name, ', '.join(missing[:5])))
-        extra = sorted(set(loaded) - set(ours))
-        if extra:
-            raise ConversionError('%s does not fit %s: unexpected %s'
-                                  % (path, info.name, ', '.join(extra[:5])))
-        for key, value in loaded.items():
-            ours[key]._load_init(mx.nd.array(value, dtype=ours[key].dtype or 'float32'), ctx)
-        net.get_classifier().initialize(mx.init.Xavier(), ctx=ctx)
-        logging.getLogger('gluon_nets').info(
-            '%s: loaded %d pretrained parameters from %s; classifier %r re-initialised for '
-            '%d classes (the checkpoint has %s)', info.name, len(loaded), path,
-            info.classifier, classes, skipped[0][1][0])
-    else:
-        net.load_parameters(path, ctx=ctx)
+    if not skipped:
+        try:
+            net.load_parameters(path, ctx=ctx)
+        except (AssertionError, mx.base.MXNetError, ValueError) as err:
+            raise ConversionError('%s does not fit %s: %s' % (
+                path, name, str(err).strip().splitlines()[0] if str(err).strip() else
+                type(err).__name__)) from None
+        return 0
+    loaded = {k: v for k, v in loaded.items() if k not in dict(skipped)}
+    missing = sorted(set(ours) - set(loaded))
+    if any(not k.startswith(head) for k in missing):
+        raise ConversionError('%s does not fit %s: missing %s'
+                              % (path, name, ', '.join(k for k in missing
+                                                       if not k.startswith(head))[:300]))
+    extra = sorted(set(loaded) - set(ours))
+    if extra:
+        raise ConversionError('%s does not fit %s: unexpected %s'
+                              % (path, name, ', '.join(extra[:5])))
+    for key, value in loaded.items():
+        shape = ours[key].shape
+        if shape is not None and all(shape) and tuple(shape) != tuple(value.shape):
+            raise ConversionError('%s does not fit %s: %s has shape %s, the model %s'
+                                  % (path, name, key, tuple(value.shape), tuple(shape)))
+        ours[key]._load_init(mx.nd.array(value, dtype=ours[key].dtype or 'float32'), ctx)
+    features.get_classifier(net, classifier).initialize(mx.init.Xavier(), ctx=ctx,
+                                                        force_reinit=True)
+    logging.getLogger('gluon_nets').info(
+        '%s: loaded %d pretrained parameters from %s; classifier %r re-initialised for '
+        '%s classes (the checkpoint has %s)', name, len(loaded), path, classifier,
+        _out_units(net, classifier), skipped[0][1][0])
+    return len(skipped)
+
+
+def _out_units(net, classifier):
+    from .nn import features
+    layer = features.get_classifier(net, classifier)
+    units = getattr(layer, '_units', None) or getattr(layer, '_channels', None)
+    return units if units is not None else '?'
 
 
 def feature_net(net, info=None, out_indices=None, input_size=None, **kwargs):
@@ -714,7 +833,7 @@ def resolve_data_config(name=None, **overrides):
     and ``std`` (RGB, 0-1 scale), ``interpolation`` ('bilinear', 'bicubic', ...),
     ``num_classes``. Overrides whose value is None are ignored.
     """
-    base = get_model_info(name).data_config if name else IMAGENET_DATA_CONFIG
+    base = find_model_info(name).data_config if name else IMAGENET_DATA_CONFIG
     config = dict(base)
     for key, value in overrides.items():
         if key not in IMAGENET_DATA_CONFIG:
@@ -735,7 +854,7 @@ def model_record(name, kwargs, data_config, class_names=None, **extra):
     ``class_names`` (list or None) and any ``extra`` keys."""
     config = _merged_data_config(data_config)
     record = dict(extra)
-    record.update(model=get_model_info(name).canonical_name if name else None,
+    record.update(model=find_model_info(name).canonical_name if name else None,
                   kwargs=dict(kwargs or {}),
                   data_config={k: list(v) if isinstance(v, tuple) else v
                                for k, v in config.items()},

@@ -314,6 +314,7 @@ register_family(
     data_config=dict(input_size=(3, 224, 224), crop_ratio=224 / 256, interpolation='bilinear',
                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
     classifier='fc',
+    reference_init=lambda name: EDNetInit(),    # imagenet_train.py's kaiming fan_out
     weights='none: megvii-research/ED-Net publishes no weights (and declares no licence); '
             'checkpoints of its imagenet_train.py convert with python -m gluon_nets.convert')
 

@@ -32,6 +32,7 @@ from mxnet.gluon.block import HybridBlock
 from ..model_zoo import (ConversionPlan, get_model, register_converter, register_family,
                          register_model)
 from ..nn import ChannelShuffle, ConvBNAct, concat_channels
+from ..nn.init import KaimingInit
 
 __all__ = ['ShuffleUnit', 'MEUnit', 'MENet', 'MobileNetV1', 'menet', 'shufflenet',
            'mobilenet', 'shufflenet_widths', 'fold_batchnorm']
@@ -470,6 +471,9 @@ register_family(
     data_config=dict(input_size=(3, 224, 224), crop_ratio=224 / 256, interpolation='bilinear',
                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
     classifier='classifier',
+    # main.py: kaiming-normal convs (init_mode fan_out; fan_in for MobileNet), kaiming-uniform
+    # Linear, BN gamma 1 / beta 0, biases 0
+    reference_init=lambda name: KaimingInit('in' if name.startswith('mobilenet') else 'out'),
     weights="the authors' PyTorch checkpoints of the MENet models, clavichord93/MENet "
             "saved_models/<A>-MENet-<B>x1-group-<G>.pth.tar (of the seven, only 108-g3 and "
             "128-g4 were retrievable). The repository has no licence (all rights reserved): "

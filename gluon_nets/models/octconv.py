@@ -48,6 +48,7 @@ Conversion: ``convert_state_dict(name, sd, alpha=...)`` accepts the reference's 
 attribute paths of its published ``.params`` (``L1_B0.conv1.conv_h2h.weight``); our
 attribute tree mirrors the reference's, so both are a rename (merged paths concatenate).
 """
+import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
@@ -101,6 +102,8 @@ FAMILY = register_family(
     # the reference's Gluon attribute, misspelt (structural keys ``classifer.weight``);
     # the Symbol-API models override it with their ``classifier``
     classifier='classifer',
+    # train_imagenet.py (GluonCV's recipe): MSRAPrelu() on every weight, BN gamma 1
+    reference_init=lambda name: mx.init.MSRAPrelu(),
     weights='facebookresearch/OctConv checkpoints, MIT licence ("The code and the models '
             'are MIT licensed", README): the Gluon-API .params of the README\'s "Others" '
             'table and the Symbol-API ablation checkpoints; none ship with gluon_nets, '
