@@ -609,3 +609,15 @@ def test_the_run_log_on_a_full_disk_prints_no_logging_traceback(tmp_path, capsys
     handler.stream = FullDisk()
     handler.emit(logging.LogRecord('x', logging.INFO, __file__, 1, 'data: %d images', (3,), None))
     assert capsys.readouterr().err == ''
+
+
+def test_an_input_too_small_for_the_net_is_a_flag_error_not_an_internal_one(plugin, tmp_path,
+                                                                            capsys):
+    """The zoo's OctConv ResNet-26 cannot run on 4 px (a pooling window exceeds its
+    feature map): one line naming --input-size, exit 2, before any epoch."""
+    assert _main(['--model', 'oct_resnet26_v1b', '--save-dir', str(tmp_path / 'run'),
+                  '--input-size', '4', '--batch-size', '16', '--max-iters', '1', '-j', '0',
+                  '--no-progress', '--num-epochs', '1']) == 2
+    _one_error_line(capsys.readouterr().err, '--input-size 4: oct_resnet26_v1b cannot run on '
+                    '4-px inputs', 'at least 32 px')
+    assert not (tmp_path / 'run' / 'checkpoint.json').exists()

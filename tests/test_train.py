@@ -216,6 +216,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
     (['--dataset', 'cifar'], '--dataset cifar: unknown'),
     (['--model-kwargs', '[1]'], 'expected a JSON object'),
     (['--warmup-epochs', '5'], '--warmup-epochs must be in [0, --num-epochs)'),
+    (['--lr', 'nan'], '--lr must be a finite number, got nan'),        # nan passes "<= 0"
+    (['--momentum', 'inf'], '--momentum must be a finite number, got inf'),
 ])
 def test_bad_flags_exit_2_with_a_clear_message(plugin, tmp_path, extra, message):
     result = _cli(_base(plugin, tmp_path / 'run', *extra), timeout=60)
