@@ -48,8 +48,9 @@ _PR_SET_PDEATHSIG = 1
 #: the scheduler ends as soon as the workers finalise ps-lite; workers still exiting
 #: Python get this long before the job counts as stuck
 _EXIT_GRACE = 60.0
-#: seconds an unfinished output line is held back, waiting for its end
-_PARTIAL_LINE_WAIT = 1.0
+#: an unfinished output line is held back this many seconds waiting for its end (a
+#: progress bar redrawn with \r shows one redraw late), or until it is this long
+_PARTIAL_LINE_WAIT, _PARTIAL_LINE_MAX = 5.0, 65536
 #: one lock per output stream (stdout, stderr), held while a piece is written there
 _OUTPUT_LOCKS = {}
 
@@ -102,8 +103,8 @@ class _Child:
         thread, and a child's line can reach the pipe in pieces (``print`` makes two
         writes, text then newline, under ``PYTHONUNBUFFERED``): copying raw chunks
         let two workers' pieces interleave into ``worker Aworker B\n\n``. A line
-        still unfinished after ``_PARTIAL_LINE_WAIT`` s (a progress bar redrawn with
-        ``\r``) is copied as it is."""
+        still unfinished after ``_PARTIAL_LINE_WAIT`` s, or longer than
+        ``_PARTIAL_LINE_MAX`` bytes, is copied as it is."""
         fd = pipe.fileno()
         poller = select.poll()   # (select.select fails on descriptors past 1023)
         poller.register(fd, select.POLLIN)
@@ -123,6 +124,8 @@ class _Child:
             self.last_output = time.time()
             pending += chunk
             cut = max(pending.rfind(b'\n'), pending.rfind(b'\r')) + 1
+            if len(pending) - cut > _PARTIAL_LINE_MAX:
+                cut = len(pending)
             if cut:
                 _write_whole(out, pending[:cut])
                 pending = pending[cut:]

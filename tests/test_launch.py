@@ -317,6 +317,33 @@ def _is_ours(pid, script):
     return script in cmdline or 'import mxnet' in cmdline
 
 
+def test_an_unfinished_line_is_not_held_back_for_long(tmp_path):
+    # 100 KB without a newline (past the 64 KiB cap), then a prompt-like "waiting"
+    # (shown after 5 s): both reach us while the worker still runs
+    script = _job_script(tmp_path, '    sys.stdout.write("x" * 100000); sys.stdout.flush()\n'
+                                   '    time.sleep(1); sys.stdout.write("waiting"); '
+                                   'sys.stdout.flush(); time.sleep(300)\n')
+    launcher = subprocess.Popen([sys.executable, '-m', 'gluon_nets.launch', '-n', '1', '-s', '1',
+                                 '--', sys.executable, script], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=ROOT, env=ENV)
+    received, err = [], []
+    import threading
+    threads = [threading.Thread(target=lambda: received.extend(iter(
+                   lambda: os.read(launcher.stdout.fileno(), 65536), b'')), daemon=True),
+               threading.Thread(target=lambda: err.append(launcher.stderr.read()), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        end = time.time() + 240
+        while b''.join(received) != b'x' * 100000 + b'waiting' and time.time() < end:
+            assert launcher.poll() is None, b''.join(err)[-3000:]
+            time.sleep(0.1)
+        assert b''.join(received) == b'x' * 100000 + b'waiting'
+    finally:
+        launcher.terminate()   # its handler stops the job
+        assert launcher.wait(timeout=60) == 128 + signal.SIGTERM
+
+
 def test_launcher_needs_a_command():
     out = subprocess.run([sys.executable, '-m', 'gluon_nets.launch', '-n', '2'], capture_output=True,
                          text=True, cwd=ROOT)
