@@ -14,8 +14,9 @@ summed per operator. So the table names the slow kernels where the time goes; a 
 ``reorder`` is time spent converting between oneDNN's blocked layouts and the plain
 layout MXNet's own operators need.
 
-``name:key=value,...`` passes keyword arguments to ``get_model`` (numbers parsed);
-``lwdna_resnet50:golden`` builds the LW-DNA-50 golden shrink config. Weights are random
+``name:key=value;...`` passes keyword arguments to ``get_model`` (numbers parsed);
+``lwdna_resnet50:golden`` builds the LW-DNA-50 golden shrink config, ``gluoncv:NAME``
+a GluonCV model. Weights are random
 (speed does not depend on them).
 """
 import argparse
@@ -36,6 +37,8 @@ _NOT_OPERATORS = ('MX', 'WaitForVar', 'DeleteVariable', 'ResourceParallelRandomS
 
 def parse_spec(spec):
     """'name:k=v;k2=v2' -> (name, kwargs); values parsed as JSON where they parse."""
+    if spec.startswith('gluoncv:'):
+        return spec, {}
     name, _, rest = spec.partition(':')
     kwargs = {}
     if rest == 'golden':
@@ -62,7 +65,9 @@ def child(args):
     x = mx.nd.random.uniform(-1, 1, (args.batch, 3, args.size, args.size))
     for _ in range(args.warmup):
         net(x).wait_to_read()
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True)
+    import tempfile
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,   # (never dumped: no file left)
+                           filename=os.path.join(tempfile.gettempdir(), 'profile_kernels.json'))
     sys.stdout.flush()
     os.write(1, ('%s start\n' % MARK).encode())
     mx.profiler.set_state('run')

@@ -603,3 +603,28 @@ def test_openvino_runs_the_onnx_export_like_onnxruntime(tmp_path):
         assert relative_error(model(x), _logits(net, x)) < ONNX_TOLERANCE
     with pytest.raises(FileNotFoundError):
         load_openvino(str(tmp_path / 'missing.onnx'))
+
+
+def test_optimized_octconv_export_has_no_upsampling_and_runs_everywhere(tmp_path):
+    # optimize writes OctConv's nearest upsampling as a depthwise Deconvolution: the
+    # symbol, fused and ONNX exports of that graph must all stay exact
+    pytest.importorskip('onnxruntime')
+    import mxnet as mx
+    net = gluon_nets.get_model('oct_mobilenet_v1_075', classes=10)
+    net.initialize(mx.init.Xavier())
+    x = _x(2, 32)
+    expected = _logits(net, x)
+    for fmt in ('symbol', 'fused', 'onnx'):
+        info = symbols.export(net, str(tmp_path), 'oct-' + fmt, format=fmt, input_size=32,
+                              optimize=True)
+        if fmt == 'symbol':
+            with open(info['files']['symbol']) as f:
+                ops = {n['op'] for n in json.load(f)['nodes']}
+            assert 'Deconvolution' in ops and 'UpSampling' not in ops and 'BatchNorm' not in ops
+            out = symbols.load(info['files']['symbol'])(mx.nd.array(x)).asnumpy()
+            assert relative_error(out, expected) <= 1e-5
+        elif fmt == 'fused':
+            assert info['checks']['fused_max_rel_err'] <= FUSED_TOLERANCE
+        else:
+            model = symbols.load_onnx(info['files']['onnx'], threads=1)
+            assert relative_error(model(x), expected) <= 1e-5
