@@ -324,3 +324,131 @@ def test_menet_official_checkpoint_gives_reference_classes(artefact, tmp_path):
     assert [p['top5'][0] for p in predictions] == [t[0] for t in ref['top5']]
     assert np.allclose([p['prob'][0] for p in predictions], ref['top1_prob'], atol=1e-3)
     assert [p['names'][0] for p in predictions] == [t[0] for t in ref['top5_names']]
+
+
+# ------------------------------------------------------- multi-crop, interpolation, devices, CSV
+def _eval_json(argv, tmp_path, name='r.json'):
+    out = str(tmp_path / name)
+    assert evaluator.main(argv + ['--no-progress', '--no-optimize', '--json', out]) == 0
+    return json.load(open(out))
+
+
+def _softmax_metrics(logits, labels):
+    logits = logits.astype(np.float64)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return float((logits.argmax(1) == labels).mean()), float(-np.log(p[np.arange(len(labels)),
+                                                                       labels]).mean())
+
+
+@pytest.mark.parametrize('flag, views', [('--ten-crop', 10), ('--five-crop', 5)])
+def test_multi_crop_is_the_mean_of_the_crops_logits(flag, views, weights, tmp_path):
+    """eval.py --ten-crop/--five-crop on 2 batches against crops cut here from the
+    resized (side ceil(32 / 0.875) = 37) images: 4 corners, centre (and mirrors)."""
+    from gluon_nets import data
+    name, params, net, _ = weights
+    report = _eval_json(['--model', name, '--params', params, flag, '--num-batches', '2',
+                         '--batch-size', '16'], tmp_path)
+    assert report['data']['crops'] == views
+    info = data.dataset_info(DATASET)
+    loader = data.val_loader(dataset=DATASET, batch_size=16, input_size=37, crop_ratio=1.0)
+    logits, labels = [], []
+    for i, (x, y) in enumerate(loader):
+        if i == 2:
+            break
+        x = x.asnumpy()
+        crops = [x[:, :, a:a + 32, b:b + 32] for a, b in ((0, 0), (0, 5), (5, 0), (5, 5), (2, 2))]
+        if views == 10:
+            crops += [c[:, :, :, ::-1] for c in crops]
+        logits.append(np.mean([net(mx.nd.array(np.ascontiguousarray(c))).asnumpy()
+                               for c in crops], axis=0))
+        labels.append(y.asnumpy().astype(int))
+    top1, loss = _softmax_metrics(np.concatenate(logits), np.concatenate(labels))
+    assert info['input_size'] == 32
+    assert report['data']['num_images'] == 32
+    assert report['top1'] == pytest.approx(top1, abs=1e-9)
+    assert report['loss'] == pytest.approx(loss, rel=1e-4)
+
+
+def test_interpolation_bicubic_resizes_here(weights, tmp_path):
+    """--interpolation bicubic: the images are decoded and resized with OpenCV's cubic
+    rule (checked against mx.image here); the report says so."""
+    from gluon_nets import data
+    name, params, net, _ = weights
+    report = _eval_json(['--model', name, '--params', params, '--interpolation', 'bicubic',
+                         '--num-batches', '1', '--batch-size', '20'], tmp_path)
+    assert report['data']['interpolation'] == 'bicubic' and report['data']['num_images'] == 20
+    info = data.dataset_info(DATASET)
+    reader = mx.recordio.MXIndexedRecordIO(info['val_rec'][:-4] + '.idx', info['val_rec'], 'r')
+    mean = np.array(info['mean'], np.float32).reshape(3, 1, 1)
+    std = np.array(info['std'], np.float32).reshape(3, 1, 1)
+    images, labels = [], []
+    for key in reader.keys[:20]:
+        header, raw = mx.recordio.unpack(reader.read_idx(key))
+        img = mx.image.resize_short(mx.image.imdecode(raw), 37, interp=2)
+        img, _ = mx.image.center_crop(img, (32, 32))
+        images.append((img.asnumpy().astype(np.float32).transpose(2, 0, 1) / 255 - mean) / std)
+        labels.append(int(np.asarray(header.label).reshape(-1)[0]))
+    logits = net(mx.nd.array(np.stack(images))).asnumpy()
+    top1, loss = _softmax_metrics(logits, np.array(labels))
+    assert report['top1'] == pytest.approx(top1, abs=1e-9)
+    assert report['loss'] == pytest.approx(loss, rel=1e-4)
+    bilinear = _eval_json(['--model', name, '--params', params, '--num-batches', '1',
+                           '--batch-size', '20'], tmp_path, 'b.json')
+    assert bilinear['data']['interpolation'] == 'bilinear'
+    assert bilinear['loss'] != report['loss']
+
+
+def test_results_file_appends_rows_and_aliases(weights, tmp_path, capsys):
+    name, params, _, _ = weights
+    csv_path = tmp_path / 'results.csv'
+    common = ['--model', name, '--params', params, '--num-batches', '1', '--no-progress',
+              '--no-optimize', '--results-file', str(csv_path)]
+    assert evaluator.main(common + ['-j', '0', '--num-classes', '10']) == 0
+    assert evaluator.main(common + ['--five-crop', '--num-data-workers', '0',
+                                    '--rgb-mean', '55.92,55.92,55.92',
+                                    '--rgb-std', '84.74,84.74,84.74']) == 0
+    rows = list(csv.DictReader(open(csv_path)))
+    assert [r['crops'] for r in rows] == ['1', '5']
+    assert rows[0]['num_images'] == '32' and rows[0]['dtype'] == 'float32'
+    assert float(rows[0]['top1']) >= 0 and rows[1]['artefact'].startswith(name)
+    other = tmp_path / 'other.csv'
+    other.write_text('a,b\n1,2\n')
+    capsys.readouterr()
+    assert evaluator.main(common[:-1] + [str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: --results-file') and 'other columns' in err
+    assert other.read_text() == 'a,b\n1,2\n'
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--ctx', 'gpu0'], '--ctx: 1 GPU(s) asked for, 0 visible (this mxnet build: CPU-only)'),
+    (['--num-gpus', '2'], '--num-gpus: 2 GPU(s) asked for, 0 visible'),
+    (['--ctx', 'tpu3'], "--ctx: cannot read 'tpu3'"),
+    (['--num-gpus', '-1'], '--num-gpus must be >= 0'),
+    (['--dtype', 'float16'], '--dtype float16 needs a GPU'),
+    (['--num-batches', '0'], '--num-batches must be >= 1'),
+    (['-j', '-2'], '-j/--num-data-workers must be >= 0'),
+    (['--rgb-mean', '1,2'], '--rgb-mean'),
+    (['--rgb-std', '50,50,50', '--std', '0.2,0.2,0.2'], 'both given'),
+    (['--results-file', 'FILE/r.csv'], '--results-file'),
+])
+def test_device_dtype_and_subset_flags_fail_clearly_on_cpu(extra, message, weights, capsys,
+                                                           tmp_path):
+    name, params, _, _ = weights
+    (tmp_path / 'file').write_text('a file, not a folder')
+    extra = [e.replace('FILE', str(tmp_path / 'file')) for e in extra]
+    status = evaluator.main(['--model', name, '--params', params, '--no-progress'] + extra)
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith('error: ') and message in err, err
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--ten-crop', '--five-crop'], 'not allowed with argument'),
+    (['--interpolation', 'cubic'], "invalid choice: 'cubic'"),
+])
+def test_crop_and_interpolation_choices_are_checked_by_the_parser(extra, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        evaluator.main(['--model', 'x', '--params', 'y'] + extra)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -33,6 +33,7 @@ import time
 from ..utils.threads import ThreadsError, set_threads, threads_in_argv
 from .inputs import class_names, open_batches, resolve_preprocessing
 from .loop import EvalError, evaluate
+from .options import INTERPOLATIONS, MultiCrop, check_dtype, parse_contexts
 from .predictors import load_predictors
 from .reports import per_class_rows, print_per_class, print_results, result, write_per_class
 
@@ -48,7 +49,7 @@ def build_parser():
     what.add_argument('--model-kwargs', default='{}', help='JSON object of extra model kwargs')
     what.add_argument('--params', default=None,
                       help='.params of --model, or a train_imagenet.py run directory')
-    what.add_argument('--classes', type=int, default=None,
+    what.add_argument('--classes', '--num-classes', dest='classes', type=int, default=None,
                       help='class count of --model (default: read from --params)')
     what.add_argument('--symbol', nargs='+', default=[], metavar='PREFIX',
                       help='exported graph(s): PREFIX-symbol.json + PREFIX-0000.params')
@@ -70,11 +71,35 @@ def build_parser():
     pre.add_argument('--crop-ratio', type=float, default=None, help='default 0.875')
     pre.add_argument('--mean', default=None, help='RGB mean on the [0,1] scale, "r,g,b"')
     pre.add_argument('--std', default=None, help='RGB std on the [0,1] scale, "r,g,b"')
+    pre.add_argument('--rgb-mean', default=None,
+                     help='RGB mean on the 0-255 scale, "r,g,b" (train_imagenet.py\'s flag)')
+    pre.add_argument('--rgb-std', default=None, help='RGB std on the 0-255 scale, "r,g,b"')
+    pre.add_argument('--interpolation', default=None, choices=sorted(INTERPOLATIONS),
+                     help='resize interpolation (default: the loaders\' bilinear; OctConv\'s '
+                          'scoring uses bicubic); another one decodes and resizes here')
+    crops = pre.add_mutually_exclusive_group()
+    crops.add_argument('--ten-crop', action='store_true',
+                       help='mean logits of the 4 corner and centre crops of the resized '
+                            'image and their mirrors (LW-DNA\'s test)')
+    crops.add_argument('--five-crop', action='store_true',
+                       help='mean logits of the 4 corner crops and the centre crop')
     run_group = parser.add_argument_group('run and report')
     run_group.add_argument('--batch-size', type=int, default=32)
+    run_group.add_argument('--num-batches', type=int, default=None,
+                           help='evaluate the first N batches only (a quick subset)')
+    run_group.add_argument('--ctx', default=None,
+                           help='device of --model/--symbol nets: cpu or gpu0 (the first '
+                                'device is used; wins over --num-gpus)')
+    run_group.add_argument('--num-gpus', type=int, default=0, help='GPUs (0: CPU)')
+    run_group.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
+                           help='float16: --model/--symbol nets cast, GPU only')
+    run_group.add_argument('--results-file', default=None, metavar='CSV',
+                           help='append one row per artefact (top-1, top-5, loss, img/s and '
+                                'the preprocessing) to this CSV file')
     run_group.add_argument('--no-optimize', action='store_true',
                            help='run a --model net as built, not gluon_nets.inference.optimize')
-    run_group.add_argument('--num-workers', type=int, default=0, help='decoding workers')
+    run_group.add_argument('-j', '--num-data-workers', '--num-workers', dest='num_workers',
+                           type=int, default=0, help='decoding workers')
     run_group.add_argument('--threads', type=int, default=None,
                            help='OMP threads for MXNet / onnxruntime (default: OMP_NUM_THREADS, '
                                 'else all cores)')
@@ -123,7 +148,31 @@ def check_args(args):
         if value is not None and value < 1:
             raise EvalError('--%s must be >= 1, got %d' % (flag.replace('_', '-'), value))
     if args.num_workers < 0:
-        raise EvalError('--num-workers must be >= 0')
+        raise EvalError('-j/--num-data-workers must be >= 0, got %d' % args.num_workers)
+    if args.num_batches is not None and args.num_batches < 1:
+        raise EvalError('--num-batches must be >= 1, got %d' % args.num_batches)
+    if (args.ten_crop or args.five_crop) and args.npy:
+        raise EvalError('--%s needs images to crop; --npy holds preprocessed crops'
+                        % ('ten-crop' if args.ten_crop else 'five-crop'))
+    if args.interpolation and args.npy:
+        raise EvalError('--interpolation: --npy holds preprocessed images (nothing to resize)')
+    for scaled, plain in (('rgb_mean', 'mean'), ('rgb_std', 'std')):
+        text = getattr(args, scaled)
+        if text is None:
+            continue
+        if getattr(args, plain) is not None:
+            raise EvalError('--%s and --%s both given: give one' % (scaled.replace('_', '-'), plain))
+        from symbols.zoo import parse_rgb
+        try:
+            values = parse_rgb(text, '--' + scaled.replace('_', '-'))
+        except ValueError as err:
+            raise EvalError(str(err)) from None
+        setattr(args, plain, ','.join(repr(v / 255.0) for v in values))
+    args.contexts = parse_contexts(args.ctx, args.num_gpus)
+    check_dtype(args.dtype, args.contexts)
+    if args.dtype == 'float16' and args.onnx:
+        raise EvalError('--dtype float16 applies to --model and --symbol nets; evaluate '
+                        '--onnx files separately')
     if args.crop_ratio is not None and not 0 < args.crop_ratio <= 1:
         raise EvalError('--crop-ratio must be in (0, 1], got %g' % args.crop_ratio)
     # before the evaluation: a report that cannot be written must not cost a whole run
@@ -132,6 +181,10 @@ def check_args(args):
         check_output_path(args.json, '--json')
     if args.per_class:
         check_output_path(args.per_class, '--per-class', directory=True)
+    if args.results_file:
+        check_output_path(args.results_file, '--results-file')
+        from .reports import check_results_file
+        check_results_file(args.results_file)
 
 
 def _common_classes(predictors, dinfo):
@@ -149,7 +202,43 @@ def _common_classes(predictors, dinfo):
 
 
 def main(argv=None):
-    """Run the evaluator on ``argv`` (default: the command line); returns the exit status."""
+    """Run the evaluator on ``argv`` (default: the command line); returns the exit status.
+    SIGINT/SIGTERM stop it with one line and 130/143 (no traceback, no silent death)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    pid = os.getpid()
+
+    def stop(signum, frame):
+        if os.getpid() != pid:       # a forked data worker: die of the signal, silently
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Stopped(signum)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, stop)
+    try:
+        return _main(argv)
+    except _Stopped as stopped:
+        print('eval.py: stopped by %s' % signal.Signals(stopped.signum).name, file=sys.stderr)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class _Stopped(BaseException):
+    """SIGINT/SIGTERM arrived (a BaseException: no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         threads = set_threads(threads_in_argv(argv))    # before MXNet loads
@@ -182,15 +271,19 @@ def run(args, threads=None):
     # the class list a run or an export saved: an image folder is labelled by it
     recorded = next((p.record['class_names'] for p in predictors
                      if p.record and p.record.get('class_names')), None)
-    batches, num_images, input_size, source = open_batches(args, dataset, config, classes,
-                                                           recorded)
+    crops = 10 if args.ten_crop else 5 if args.five_crop else None
+    batches, num_images, input_size, source = open_batches(
+        args, dataset, config, classes, recorded, crops=crops, interpolation=args.interpolation)
+    crop_size = config['input_size'][-1] if crops else input_size
     for predictor in predictors:      # a fixed-shape ONNX file at another size fails here
         check = getattr(predictor.fn, 'check_input_size', None)
         if check:
             try:
-                check(3, input_size, input_size)
+                check(3, crop_size, crop_size)
             except ValueError as err:
                 raise EvalError(str(err)) from None
+        if crops:
+            predictor.fn = MultiCrop(predictor.fn, crop_size, flips=crops == 10)
     if classes is None:
         # An ONNX / Symbol file without deployer JSON: take the count from one batch.
         first = next(iter(batches))[0]
@@ -198,17 +291,21 @@ def run(args, threads=None):
     names = class_names(args, dinfo, classes, recorded or getattr(batches, 'classes', None))
 
     wall = time.perf_counter()
+    if args.num_batches and num_images:
+        num_images = min(num_images, args.num_batches * args.batch_size)
     tallies = evaluate(predictors, batches, classes, num_images=num_images,
                        progress=not args.no_progress, keep_predictions=bool(args.npy),
-                       pad_to=args.batch_size)
+                       pad_to=args.batch_size, max_batches=args.num_batches)
     wall = time.perf_counter() - wall
 
     results = [result(p, t, names) for p, t in zip(predictors, tallies)]
     report = {
-        'data': dict(source, num_images=tallies[0].n, input_size=input_size,
+        'data': dict(source, num_images=tallies[0].n, input_size=crop_size,
                      crop_ratio=config['crop_ratio'], mean=list(config['mean']),
                      std=list(config['std']), interpolation=config['interpolation'],
-                     batch_size=args.batch_size),
+                     batch_size=args.batch_size, crops=crops or 1,
+                     num_batches=args.num_batches, dtype=args.dtype,
+                     ctx=str(args.contexts[0])),
         'threads': int(os.environ.get('OMP_NUM_THREADS', '0') or 0),
         'wall_seconds': wall,
         'results': results,
@@ -238,3 +335,6 @@ def _write_reports(args, report, results, tallies, names):
     if args.json:
         from ..utils.atomic import write_json_atomic
         write_json_atomic(args.json, report)
+    if args.results_file:
+        from .reports import append_results_csv
+        append_results_csv(args.results_file, report, results)

@@ -70,9 +70,15 @@ def resolve_preprocessing(args, predictors):
         if p.min_input_size and size < p.min_input_size:
             raise EvalError('%s needs inputs of at least %d px, input size is %d'
                             % (p.label, p.min_input_size, size))
-    if config['interpolation'] != data.INTERPOLATION and not args.npy:
-        print('warning: data_config asks for %s resizing; gluon_nets.data resizes %s'
-              % (config['interpolation'], data.INTERPOLATION), file=sys.stderr)
+    chosen = getattr(args, 'interpolation', None)
+    if chosen:
+        config['interpolation'] = chosen
+    elif config['interpolation'] != data.INTERPOLATION and not args.npy:
+        print('warning: data_config asks for %s resizing; gluon_nets.data resizes %s (give '
+              '--interpolation %s to resize as the model was scored)'
+              % (config['interpolation'], data.INTERPOLATION, config['interpolation']),
+              file=sys.stderr)
+        config['interpolation'] = data.INTERPOLATION    # the report says what was done
     return dataset, dinfo, config
 
 
@@ -129,21 +135,87 @@ class _NumpyBatches:
             yield data.asnumpy(), label.asnumpy()
 
 
-def open_batches(args, dataset, config, classes, recorded_names=None):
+class _ResampledBatches:
+    """The images of a checked ``val_loader`` (its clean shards or folder items), decoded
+    and resized here with another interpolation than the loaders' bilinear: shorter side
+    to ``resize`` (OpenCV ``interp`` code), centre crop ``crop``, normalised. Batches of
+    (N, 3, crop, crop) float32 and (N,) labels, in the loader's order."""
+
+    def __init__(self, loader, batch_size, resize, crop, interp, mean, std):
+        self.loader, self.batch_size = loader, int(batch_size)
+        self.resize, self.crop, self.interp = int(resize), int(crop), int(interp)
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
+        self.skipped_images = getattr(loader, 'skipped_images', [])
+        self.classes = getattr(loader, 'classes', None)
+        self.num_samples = getattr(loader, 'num_samples', None)
+
+    def __len__(self):
+        return -(-int(self.num_samples or 0) // self.batch_size)
+
+    def _encoded(self):
+        """(encoded image bytes, label) in the loader's order."""
+        import mxnet as mx
+        shards = getattr(self.loader, 'shards', None)
+        if shards is not None:            # RecordLoader: the checked (clean) shards
+            for shard in shards:
+                reader = mx.recordio.MXIndexedRecordIO(shard.idx, shard.rec, 'r')
+                try:
+                    for key in reader.keys:
+                        header, raw = mx.recordio.unpack(reader.read_idx(key))
+                        yield raw, float(np.asarray(header.label).reshape(-1)[0])
+                finally:
+                    reader.close()
+            return
+        items = self.loader.loader._dataset._data.items    # FolderLoader's checked items
+        for path, label in items:
+            with open(path, 'rb') as f:
+                yield f.read(), float(label)
+
+    def _image(self, raw):
+        import mxnet as mx
+        img = mx.image.imdecode(raw, flag=1)
+        img = mx.image.resize_short(img, self.resize, interp=self.interp)
+        img, _ = mx.image.center_crop(img, (self.crop, self.crop))
+        chw = img.asnumpy().astype(np.float32).transpose(2, 0, 1) / 255.0
+        return (chw - self.mean) / self.std
+
+    def __iter__(self):
+        images, labels = [], []
+        for raw, label in self._encoded():
+            images.append(self._image(raw))
+            labels.append(label)
+            if len(images) == self.batch_size:
+                yield np.stack(images), np.asarray(labels, np.float32)
+                images, labels = [], []
+        if images:
+            yield np.stack(images), np.asarray(labels, np.float32)
+
+
+def open_batches(args, dataset, config, classes, recorded_names=None, crops=None,
+                 interpolation=None):
     """``(batches, number of images or None, input side, source description)`` for the
     flags' data source, preprocessed as ``config`` says (a .npy is taken as it is).
     An image folder is labelled by ``recorded_names`` (a run's or an export's class
-    names) matched by folder name: a folder class they lack is an error."""
+    names) matched by folder name: a folder class they lack is an error.
+
+    ``crops`` (5 or 10): the batches hold the centre square of side
+    ceil(input_size / crop_ratio) for :class:`~.options.MultiCrop` to cut.
+    ``interpolation`` (a name other than the loaders' bilinear): the images are resized
+    here with it (:class:`_ResampledBatches`)."""
+    import math
     if args.npy:
         batches, num_images, size = _npy_batches(args)
         return batches, num_images, size, {'npy': os.path.abspath(args.npy),
                                            'labels': args.npy_labels}
     from gluon_nets import data
+    size, crop_ratio = config['input_size'][-1], config['crop_ratio']
+    side = int(math.ceil(size / crop_ratio)) if crops else size
     loader = data.val_loader(dataset=args.dataset if args.dataset else None,
                              rec_val=args.rec_val, rec_val_idx=args.rec_val_idx,
                              data_dir=args.data_dir, batch_size=args.batch_size,
-                             input_size=config['input_size'][-1],
-                             crop_ratio=config['crop_ratio'], num_workers=args.num_workers,
+                             input_size=side, crop_ratio=1.0 if crops else crop_ratio,
+                             num_workers=args.num_workers,
                              mean=config['mean'], std=config['std'], num_classes=classes,
                              skip_bad_images=getattr(args, 'skip_bad_images', False),
                              class_names=recorded_names if args.data_dir else None,
@@ -152,8 +224,14 @@ def open_batches(args, dataset, config, classes, recorded_names=None):
         print('--skip-bad-images: left out %d undecodable image(s): %s'
               % (len(loader.skipped_images),
                  '; '.join(str(b) for b in loader.skipped_images[:5])), file=sys.stderr)
-    return (_NumpyBatches(loader), getattr(loader, 'num_samples', None),
-            config['input_size'][-1],
+    if interpolation and interpolation != data.INTERPOLATION:
+        from .options import INTERPOLATIONS
+        batches = _ResampledBatches(loader, args.batch_size,
+                                    side if crops else int(math.ceil(size / crop_ratio)), side,
+                                    INTERPOLATIONS[interpolation], config['mean'], config['std'])
+    else:
+        batches = _NumpyBatches(loader)
+    return (batches, getattr(loader, 'num_samples', None), side,
             {'dataset': dataset, 'rec_val': args.rec_val, 'data_dir': args.data_dir})
 
 

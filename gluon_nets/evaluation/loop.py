@@ -55,12 +55,12 @@ class Tally:
 
 
 def evaluate(predictors, batches, classes, num_images=None, progress=True,
-             keep_predictions=False, pad_to=None):
+             keep_predictions=False, pad_to=None, max_batches=None):
     """Run every predictor on every batch; returns one :class:`Tally` per predictor.
 
     batches : iterable of (images (N, C, H, W) float32 numpy, labels (N,) or None).
     pad_to : batch size; a smaller last batch is padded (and the padding dropped) so that
-    static-shape graphs see one shape.
+    static-shape graphs see one shape. max_batches : stop after that many batches.
     """
     from tqdm import tqdm
     tallies = [Tally(classes) for _ in predictors]
@@ -68,6 +68,8 @@ def evaluate(predictors, batches, classes, num_images=None, progress=True,
                dynamic_ncols=True, leave=False)
     try:
         for index, (images, labels) in enumerate(batches):
+            if max_batches is not None and index >= max_batches:
+                break
             n = len(images)
             if labels is not None:
                 bad = (labels < 0) | (labels >= classes) | (labels != np.floor(labels))

@@ -29,11 +29,20 @@ class Predictor:
         return out
 
 
-def _mxnet_fn(block):
+def _mxnet_fn(block, args=None):
+    """numpy batch -> numpy logits through ``block`` on the first ``--ctx`` device, cast
+    to ``--dtype`` (float16: the logits come back as float32)."""
     import mxnet as mx
+    contexts = getattr(args, 'contexts', None) or [mx.cpu()]
+    ctx, dtype = contexts[0], getattr(args, 'dtype', 'float32') or 'float32'
+    if ctx.device_type != 'cpu':
+        block.collect_params().reset_ctx(ctx)
+    if dtype != 'float32':
+        block.cast(dtype)
 
     def run(batch):
-        return block(mx.nd.array(batch)).asnumpy()    # asnumpy waits for the result
+        out = block(mx.nd.array(batch, ctx=ctx, dtype=dtype))
+        return out.astype('float32').asnumpy()    # asnumpy waits for the result
     return run
 
 
@@ -72,11 +81,11 @@ def _zoo_predictor(args):
         size = size if isinstance(size, int) else size[-1]
         net = optimize(net, (1, 3, size, size))
     return Predictor('%s (%s)' % (info.name, os.path.basename(args.params)), 'gluon',
-                     _mxnet_fn(net), classes, record, model=info.name,
+                     _mxnet_fn(net, args), classes, record, model=info.name,
                      min_input_size=info.min_input_size)
 
 
-def _symbol_predictor(prefix):
+def _symbol_predictor(prefix, args=None):
     import symbols
     from symbols.loaders import strip_prefix
     try:
@@ -86,7 +95,8 @@ def _symbol_predictor(prefix):
     record = read_deploy_record(block.deploy_info, strip_prefix(prefix) + '-deploy.json')
     return Predictor(os.path.basename(strip_prefix(prefix)),
                      block.deploy_info['format'] if block.deploy_info else 'symbol',
-                     _mxnet_fn(block), record['data_config']['num_classes'] if record else None,
+                     _mxnet_fn(block, args),
+                     record['data_config']['num_classes'] if record else None,
                      record)
 
 
@@ -105,6 +115,6 @@ def load_predictors(args, threads):
     """[Predictor] for the flags: ``--model`` first, then ``--symbol``, then ``--onnx``
     (``threads``: onnxruntime's intra-op threads)."""
     predictors = [_zoo_predictor(args)] if args.model else []
-    predictors += [_symbol_predictor(prefix) for prefix in args.symbol]
+    predictors += [_symbol_predictor(prefix, args) for prefix in args.symbol]
     predictors += [_onnx_predictor(path, threads) for path in args.onnx]
     return predictors

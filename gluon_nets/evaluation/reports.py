@@ -9,7 +9,7 @@ import numpy as np
 from ..utils.atomic import atomic_path
 
 __all__ = ['result', 'per_class_rows', 'write_per_class', 'print_results',
-           'print_per_class']
+           'print_per_class', 'check_results_file', 'append_results_csv', 'RESULT_COLUMNS']
 
 
 def result(predictor, tally, class_names):
@@ -132,3 +132,50 @@ def print_per_class(r):
                  '-' if row['most_confused_with'] is None else
                  '%d (%d)' % (row['most_confused_with'], row['most_confused_count'])))
 
+
+
+#: the columns of ``--results-file`` (one row per artefact and evaluation)
+RESULT_COLUMNS = ('artefact', 'kind', 'top1', 'top5', 'loss', 'img_per_s', 'num_images',
+                  'classes', 'input_size', 'crop_ratio', 'interpolation', 'crops', 'dtype',
+                  'ctx', 'batch_size', 'source')
+
+
+def check_results_file(path):
+    """A ``--results-file`` that exists must be a CSV with our header (rows are
+    appended): EvalError-style ``ValueError`` naming it otherwise."""
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, newline='') as f:
+            header = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ValueError('--results-file %s: cannot read it as CSV (%s)' % (path, err)) from None
+    if header is not None and tuple(header) != RESULT_COLUMNS:
+        raise ValueError('--results-file %s has other columns (%s); give a new file'
+                         % (path, ','.join(header[:6])))
+
+
+def append_results_csv(path, report, results):
+    """Add one row per artefact to the CSV ``path`` (header written once); the file is
+    replaced atomically, so a failure leaves the old rows intact."""
+    data = report['data']
+    source = data.get('dataset') or data.get('rec_val') or data.get('data_dir') or data.get('npy')
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in ('artefact', 'kind', 'top1', 'top5', 'loss', 'img_per_s',
+                                     'num_images', 'classes')}
+        row.update({k: data.get(k) for k in ('input_size', 'crop_ratio', 'interpolation',
+                                             'crops', 'dtype', 'ctx', 'batch_size')})
+        row['source'] = source
+        rows.append(row)
+    old = ''
+    if os.path.exists(path):
+        with open(path, newline='') as f:
+            old = f.read()
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', newline='') as f:
+            f.write(old)
+            writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+            if not old:
+                writer.writeheader()
+            writer.writerows(rows)
