@@ -403,3 +403,76 @@ def test_gluoncv_names_in_model_and_teacher(tmp_path, capsys, monkeypatch):
     lines = [l for l in out.err.splitlines() if 'error:' in l]
     assert len(lines) == 1 and '--teacher resnet34_v1b: cannot load its pretrained weights' in lines[0]
     assert "building GluonCV's resnet34_v1b" in out.out
+
+
+# ------------------------------------------------------------ OctConv ablation .tar archives
+def _ablation_tar(tmp_path, stem='oct_sym_resnet26_v2_a0250', members=None, extra_nodes=()):
+    """A .tar as OctConv's ablation links serve (assumed: the pair score.py loads,
+    <prefix>-symbol.json and <prefix>-NNNN.params, under a folder), built from a golden."""
+    import tarfile
+    from golden import load
+    from test_octconv_symbol import GOLDEN, _write_symbol_checkpoint
+    golden = load(os.path.join(GOLDEN, stem + '.json'))
+    work = tmp_path / 'pack'
+    work.mkdir()
+    _write_symbol_checkpoint(golden, str(work / 'resnet-26'), 0, extra_nodes)
+    path = str(tmp_path / 'a02_resnet-26_alpha-0.250.tar')
+    with tarfile.open(path, 'w') as tar:
+        for name in ('resnet-26-symbol.json', 'resnet-26-0000.params'):
+            tar.add(str(work / name), arcname='a02_resnet-26_alpha-0.250/' + name)
+        for arcname, data in (members or {}).items():
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            import io
+            tar.addfile(info, io.BytesIO(data))
+    return path, golden
+
+
+def test_octconv_ablation_tar_converts_bit_exact_without_extracting(tmp_path):
+    from gluon_nets import convert
+    from golden import input_of, relative_error
+    # a hostile member name: read in memory only, never written anywhere
+    path, golden = _ablation_tar(tmp_path, members={'../../escaped.txt': b'x',
+                                                    '/tmp/abs-escape.txt': b'y'})
+    before = set(os.listdir(str(tmp_path)))
+    state_dict = convert.load_checkpoint(path)
+    assert set(os.listdir(str(tmp_path))) == before
+    assert not os.path.exists('/tmp/abs-escape.txt')
+    assert all(k.startswith(('arg:', 'aux:')) for k in state_dict)
+    out = str(tmp_path / 'converted.params')
+    name = golden['registry']['name']
+    assert convert.main(['--model', name, '--alpha', '0.25', '--checkpoint', path,
+                         '--out', out]) == 0
+    net = get_model(name, alpha=0.25)
+    net.load_parameters(out)
+    logits = net(mx.nd.array(input_of(golden))).asnumpy()
+    assert relative_error(logits, golden['logits']) < 1e-4
+    # the same numbers as the unpacked .params given directly
+    direct = str(tmp_path / 'direct.params')
+    assert convert.main(['--model', name, '--alpha', '0.25', '--checkpoint',
+                         str(tmp_path / 'pack' / 'resnet-26-0000.params'), '--out', direct]) == 0
+    a, b = mx.nd.load(out), mx.nd.load(direct)
+    assert set(a) == set(b) and all((a[k] == b[k]).asnumpy().all() for k in a)
+
+
+def test_octconv_ablation_tar_errors_are_one_line(tmp_path, capsys):
+    import tarfile
+    from gluon_nets import convert
+    path, golden = _ablation_tar(tmp_path, extra_nodes=['L9_B01_conv1_conv_weight'])
+    name = golden['registry']['name']
+    assert convert.main(['--model', name, '--alpha', '0.25', '--checkpoint', path,
+                         '--out', str(tmp_path / 'o.params')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'L9_B01_conv1_conv_weight' in err and '.tar' in err
+    assert not os.path.exists(tmp_path / 'o.params')
+    bad = str(tmp_path / 'bad.tar')
+    with tarfile.open(bad, 'w') as tar:
+        import io
+        info = tarfile.TarInfo('m/resnet-26-0000.params')
+        info.size = 20
+        tar.addfile(info, io.BytesIO(b'not an mxnet file...'))
+    assert convert.main(['--model', name, '--checkpoint', bad, '--out',
+                         str(tmp_path / 'o.params')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'is not an MXNet .params file' in err
+    assert len(err.strip().splitlines()) == 1
