@@ -550,3 +550,23 @@ def test_a_truncated_or_foreign_idx_is_refused_not_half_the_data(tmp_path, capsy
     make_rec.main(['--reindex', rec])
     assert len(open(idx).read().splitlines()) == 24
     assert check.main([rec]) == 0
+
+
+@pytest.mark.parametrize('signum', [2, 15])
+def test_eval_stops_on_sigint_or_sigterm_with_one_line(monkeypatch, capsys, signum):
+    """eval.py: a signal mid-evaluation was a KeyboardInterrupt traceback (SIGINT) or a
+    silent death (SIGTERM); now one line and 128 + signal, handlers restored after."""
+    import signal
+    import time
+    from gluon_nets.evaluation import cli
+
+    def evaluating(argv):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)
+        return 0
+    monkeypatch.setattr(cli, '_main', evaluating)
+    before = signal.getsignal(signum)
+    assert cli.main([]) == 128 + signum
+    err = capsys.readouterr().err
+    assert err == 'eval.py: stopped by %s\n' % signal.Signals(signum).name
+    assert signal.getsignal(signum) is before
