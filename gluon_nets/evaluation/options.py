@@ -12,39 +12,22 @@ __all__ = ['INTERPOLATIONS', 'parse_contexts', 'check_dtype', 'crop_views', 'Mul
 INTERPOLATIONS = {'nearest': 0, 'bilinear': 1, 'bicubic': 2, 'area': 3, 'lanczos': 4}
 
 
-def parse_contexts(ctx_text=None, num_gpus=0, flag='--ctx'):
-    """``--ctx cpu|gpu0,gpu1`` (wins) or ``--num-gpus N`` -> [mx.Context]; EvalError (one
-    line) for a token it cannot read or GPUs this MXNet build does not have."""
-    import mxnet as mx
-    if num_gpus is not None and num_gpus < 0:
-        raise EvalError('--num-gpus must be >= 0, got %d' % num_gpus)
-    if ctx_text:
-        contexts = []
-        for token in ctx_text.replace(' ', '').split(','):
-            if token == 'cpu':
-                contexts.append(mx.cpu())
-            elif token.startswith('gpu') and token[3:].isdigit():
-                contexts.append(mx.gpu(int(token[3:])))
-            else:
-                raise EvalError('%s: cannot read %r (use cpu or gpu0,gpu1,...)' % (flag, token))
-    else:
-        contexts = [mx.gpu(i) for i in range(num_gpus)] if num_gpus else [mx.cpu()]
-    gpus = [c for c in contexts if c.device_type == 'gpu']
-    if gpus:
-        visible = mx.context.num_gpus()
-        wanted = max(c.device_id for c in gpus) + 1
-        if wanted > visible:
-            raise EvalError('%s: %d GPU(s) asked for, %d visible (this mxnet build: %s)'
-                            % ('--ctx' if ctx_text else '--num-gpus', wanted, visible,
-                               'CPU-only' if visible == 0 else 'CUDA'))
-    return contexts
+def parse_contexts(ctx_text=None, num_gpus=0):
+    """:func:`gluon_nets.utils.devices.parse_contexts`, its error as :class:`EvalError`."""
+    from ..utils import devices
+    try:
+        return devices.parse_contexts(ctx_text, num_gpus)
+    except devices.DeviceError as err:
+        raise EvalError(str(err)) from None
 
 
 def check_dtype(dtype, contexts):
-    """float16 runs on GPUs only: MXNet 1.9's CPU kernels have no float16 convolution."""
-    if dtype == 'float16' and all(c.device_type == 'cpu' for c in contexts):
-        raise EvalError('--dtype float16 needs a GPU (--ctx gpu0 or --num-gpus 1): MXNet\'s '
-                        'CPU operators have no float16 convolution; on CPU use float32')
+    """:func:`gluon_nets.utils.devices.check_dtype`, its error as :class:`EvalError`."""
+    from ..utils import devices
+    try:
+        devices.check_dtype(dtype, contexts)
+    except devices.DeviceError as err:
+        raise EvalError(str(err)) from None
 
 
 def crop_views(images, size, flips):
