@@ -9,7 +9,8 @@ hybridized   the Gluon net, ``hybridize(static_alloc, static_shape)`` (the basel
 symbol       the exported Symbol graph, reloaded (``symbols.load``)
 optimized    ``gluon_nets.inference.optimize(net, input_shape)`` (left out when that
              module does not exist in this checkout)
-fused        the oneDNN-partitioned export (``symbols.export(format='fused')``)
+fused        the oneDNN-partitioned export (``symbols.export(format='fused')``; every
+             export is of the optimized graph, as the export command line makes it)
 int8         the calibrated INT8 export (oneDNN)
 onnxruntime  the ONNX export run by onnxruntime
 openvino     the same ONNX file run by OpenVINO's CPU runtime (``[openvino]`` extra)
@@ -68,8 +69,10 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
 
     for fmt in sorted({_EXPORTED[f] for f in forms if f in _EXPORTED}):
         try:
+            # what ``python -m symbols.export`` ships by default: the optimized graph
+            # (BN folded, exact rewrites), then the format's own passes
             out = symbols.export(net, workdir, name, format=fmt, calib_data=calib,
-                                 num_calib_examples=args.num_calib, **common)
+                                 num_calib_examples=args.num_calib, optimize=True, **common)
             exported[fmt] = out['files']
         except symbols.ExportError as err:
             notes.append('%s %s: %s' % (name, fmt, err))

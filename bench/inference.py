@@ -85,6 +85,8 @@ def child(args):
         info[label] = {'macs': macs, 'backend': report['backend'], 'err': report['max_rel_err'],
                        'rewrites': report['rewrites'], 'bn_folded': report['bn_folded'],
                        'bn_left': report['bn_left'],
+                       'upsampling_as_deconv': report.get('upsampling_as_deconv', 0),
+                       'convs_padded': report.get('convs_padded', 0),
                        'backend_failed': report.get('backend_failed')}
         nets[(label, 'hybridized')] = net
         nets[(label, 'optimized')] = fast
@@ -141,6 +143,9 @@ def render(run):
     notes = ['- %s: %s' % (label, ', '.join(
         ['max rel err %.1e' % i['err'], 'BN folded %d, left %d' % (i['bn_folded'], i['bn_left'])]
         + (['rewrites: %s' % '; '.join(i['rewrites'])] if i['rewrites'] else [])
+        + (['UpSampling as Deconvolution %d' % i['upsampling_as_deconv']]
+           if i.get('upsampling_as_deconv') else [])
+        + (['convs padded %d' % i['convs_padded']] if i.get('convs_padded') else [])
         + (['oneDNN partitioner not kept: %s' % i['backend_failed']]
            if i['backend_failed'] else [])))
         for label, i in info.items()]
