@@ -573,6 +573,46 @@ def _attach_classifier_methods(net, attr):
     object.__setattr__(net, 'get_classifier', types.MethodType(get_classifier, net))
     object.__setattr__(net, 'reset_classifier', types.MethodType(reset_classifier, net))
     object.__setattr__(net, 'classifier_name', attr)
+    if attr != CLASSIFIER_ATTR and not hasattr(net, CLASSIFIER_ATTR):
+        net.__class__ = _with_classifier_alias(type(net), attr)
+
+
+#: the one attribute name of the final layer on every model :func:`get_model` builds
+#: (timm's most common name, and already the structural name of MENet, HH-ResNet and
+#: the OctConv Symbol-API nets). Families whose checkpoints name it otherwise (``fc``:
+#: ED-Net, ScaleNet, LW-DNA; ``classifer``: OctConv's Gluon API, as the authors spell
+#: it) keep that structural name -- their ``.params`` files and converters are
+#: unchanged -- and get ``classifier`` as an alias (:func:`_with_classifier_alias`).
+CLASSIFIER_ATTR = 'classifier'
+_ALIAS_CLASSES = {}
+
+
+def _with_classifier_alias(cls, attr):
+    """A subclass of ``cls`` whose ``classifier`` reads (and assigns) the block at
+    attribute path ``attr``. A property, not a second child: the parameters keep their
+    one structural name (``fc.weight``), so checkpoints save and load as before."""
+    key = (cls, attr)
+    if key in _ALIAS_CLASSES:
+        return _ALIAS_CLASSES[key]
+    from .nn import features
+
+    def read(self):
+        return features.get_classifier(self, attr)
+
+    def assign(self, name, value):
+        if name == CLASSIFIER_ATTR:        # net.classifier = Dense(...) replaces ``attr``
+            parent, last = features._classifier_parent(self, attr)
+            setattr(parent, last, value)
+            return
+        cls.__setattr__(self, name, value)
+
+    alias = type(cls.__name__, (cls,), {
+        CLASSIFIER_ATTR: property(read, doc='the final layer (structural name %r)' % attr),
+        '__setattr__': assign, '__module__': cls.__module__,
+        '__qualname__': getattr(cls, '__qualname__', cls.__name__),
+        '__doc__': cls.__doc__})
+    _ALIAS_CLASSES[key] = alias
+    return alias
 
 
 def _gluoncv_zoo():

@@ -452,3 +452,18 @@ def test_crop_and_interpolation_choices_are_checked_by_the_parser(extra, message
     with pytest.raises(SystemExit) as stop:
         evaluator.main(['--model', 'x', '--params', 'y'] + extra)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--ctx', 'gpu0'], '--ctx: 1 GPU(s) asked for, 0 visible (this mxnet build: CPU-only)'),
+    (['--num-gpus', '1'], '--num-gpus: 1 GPU(s) asked for'),
+    (['--dtype', 'float16'], '--dtype float16 needs a GPU'),
+    (['--ctx', 'gpu'], "--ctx: cannot read 'gpu'"),
+])
+def test_export_device_flags_fail_clearly_on_cpu(extra, message, tmp_path, capsys):
+    import importlib
+    export_cli = importlib.import_module('symbols.export')
+    status = export_cli.main(['--model', _cheapest_model(), '--out', str(tmp_path / 'e')] + extra)
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith('error: ') and message in err, err
+    assert not os.path.exists(tmp_path / 'e') or not os.listdir(tmp_path / 'e')

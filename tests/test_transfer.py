@@ -476,3 +476,36 @@ def test_octconv_ablation_tar_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'is not an MXNet .params file' in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------ one classifier attribute name
+@pytest.mark.parametrize('family', list_families())
+def test_every_model_has_a_classifier_attribute_and_checkpoints_keep_their_names(family,
+                                                                                  tmp_path):
+    """``net.classifier`` is the final layer on every family; the parameters keep their
+    structural names (``fc.weight``, ``classifer.weight``), so a .params saved by the
+    plain class (an old checkpoint) loads strictly, and nothing is saved twice."""
+    name = [n for n in cheapest_per_family() if get_model_info(n).family == family][0]
+    info = get_model_info(name)
+    net = _build(name, classes=7)
+    assert net.classifier is net.get_classifier()
+    assert net.classifier is getattr(net, info.classifier.split('.')[0]) or '.' in info.classifier
+    keys = set(net._collect_params_with_prefix())
+    head = info.classifier + '.'
+    assert {k for k in keys if k.startswith(head)} == {head + 'weight', head + 'bias'}
+    if info.classifier != 'classifier':
+        assert not any(k.startswith('classifier.') for k in keys)
+    old = info.fn(classes=7, **dict(info.default_kwargs, **_sized(name)))   # no alias
+    assert not hasattr(old, 'classifier') or info.classifier == 'classifier'
+    old.initialize(mx.init.Xavier())
+    size = _size(name)
+    old(mx.nd.zeros((1, 3, size, size)))
+    path = str(tmp_path / 'old.params')
+    old.save_parameters(path)
+    net.load_parameters(path)                                   # strict: same names
+    x = mx.nd.random.uniform(shape=(1, 3, size, size))
+    np.testing.assert_array_equal(net(x).asnumpy(), old(x).asnumpy())
+    dense = isinstance(net.classifier, mx.gluon.nn.Dense)      # OctConv's is a 1x1 Conv2D
+    net.classifier = mx.gluon.nn.Dense(3) if dense else mx.gluon.nn.Conv2D(3, 1)  # the real one
+    assert net.get_classifier() is net.classifier
+    assert set(net._collect_params_with_prefix()) == keys
