@@ -205,7 +205,9 @@ def _run_graph(graph, params, x):
 def test_odd_widths_are_padded_with_zero_channels_exactly():
     from gluon_nets.inference.rewrites import pad_channels, upsampling_as_deconvolution
     data = mx.sym.var('data')
-    a = mx.sym.relu(mx.sym.Convolution(data, num_filter=12, kernel=(3, 3), pad=(1, 1), name='a'))
+    # a weight variable that carries its shape (as exported graphs' do) must get the new one
+    a = mx.sym.relu(mx.sym.Convolution(data, mx.sym.var('a_weight', shape=(12, 4, 3, 3)),
+                                       num_filter=12, kernel=(3, 3), pad=(1, 1), name='a'))
     low = mx.sym.Pooling(data, kernel=(2, 2), stride=(2, 2), pool_type='avg')
     b = mx.sym.Convolution(low, num_filter=5, kernel=(1, 1), name='b')
     c = mx.sym.Convolution(data, num_filter=5, kernel=(1, 1), name='c')
@@ -237,4 +239,6 @@ def test_odd_widths_are_padded_with_zero_channels_exactly():
     assert widths == {'a': 16, 'b': 8, 'c': 8, 'd': 8, 'e': 8, 'z': 3, 'f': 6, 'g': 6, 'h': 6}
     ref = _run_graph(graph, params, x)
     assert relative_error(_run_graph(new, new_params, x), ref) <= 1e-6
+    arg_shapes = mx.sym.load_json(json.dumps(new)).infer_shape_partial(data=x.shape)[0]
+    assert (16, 4, 3, 3) in arg_shapes      # a_weight's recorded shape follows the padding
     assert params['a_weight'].shape == (12, 4, 3, 3)      # the input is left as it was

@@ -177,7 +177,7 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
         candidates -= conflict
     if not candidates:
         return graph, params, 0
-    params = dict(params)
+    graph_params, params = params, dict(params)
     out = []
     for i, node in enumerate(nodes):
         node = dict(node, attrs=dict(node.get('attrs', {})))
@@ -204,6 +204,11 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
             params[wname] = np.ones((width,) + params[wname].shape[1:], np.float32)
             node['attrs']['num_filter'] = node['attrs']['num_group'] = str(width)
         out.append(node)
+    # a variable may carry its traced shape (``__shape__``): give the widened ones theirs
+    for node in out:
+        if node['op'] == 'null' and '__shape__' in node.get('attrs', {}) and \
+                node['name'] in params and params[node['name']] is not graph_params.get(node['name']):
+            node['attrs']['__shape__'] = str(tuple(params[node['name']].shape))
     new_graph = dict(graph, nodes=out)
     new_graph.pop('node_row_ptr', None)
     return new_graph, params, len(candidates)
