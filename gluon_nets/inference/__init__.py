@@ -14,7 +14,11 @@
    every BatchNorm that follows a convolution folded into it, generically at the graph
    level (:func:`gluon_nets.inference.fold.fold_batchnorm_graph`), so a family with no
    rewrite of its own (MENet, ED-Net, OctConv, ...) gets it too;
-4. MXNet's oneDNN partitioner (conv + bias + ReLU (+ add) fusion, ``optimize_for``)
+4. exact operator rewrites for oneDNN (:mod:`.rewrites`): every nearest ``UpSampling``
+   as a depthwise ``Deconvolution`` of ones (bit-exact; no reorders around it), and odd
+   convolution widths padded with zero channels to the SIMD multiple where every reader
+   of them can take the padding;
+5. MXNet's oneDNN partitioner (conv + bias + ReLU (+ add) fusion, ``optimize_for``)
    where it is exact and faster: ``backend='auto'`` (default) times both graphs on the
    input shape and keeps the faster one (the partitioner fails on OctConv graphs and
    was slower on MENet's; bench/inference.py).
@@ -187,6 +191,7 @@ def optimize(net, input_shape=(1, 3, 224, 224), ctx=None, backend='auto', check=
     A hybridized (static_alloc, static_shape) ``mx.gluon.SymbolBlock`` with the same
     outputs, and an ``optimize_report`` dict attribute: ``family``, ``rewrites`` (the
     family rewrites applied), ``bn_folded``, ``bn_left``, ``backend`` (the one kept),
+    ``upsampling_as_deconv`` and ``convs_padded`` (how many of each rewrite),
     ``max_rel_err`` and, for 'auto', ``cpu_seconds`` of both candidates or
     ``backend_failed`` (why the partitioned graph was not kept).
     """

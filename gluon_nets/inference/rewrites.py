@@ -118,6 +118,7 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
 
     def plain_conv(node):
         return node['op'] == 'Convolution' and _attr_int(node, 'num_group', 1) == 1 and \
+            node.get('attrs', {}).get('layout', 'None') in ('None', 'NCHW') and \
             len(shapes.get(node['name'], ())) == 4 and all(own_param(e) for e in node['inputs'][1:])
 
     def ones_deconv(node):   # our depthwise upsampling deconvolution
