@@ -46,9 +46,9 @@ def save(tmp, stem, plain, x, ref, checks):
     from gluon_nets.utils.atomic import atomic_path
     sym, arg_params, aux_params = mx.model.load_checkpoint(plain, 0)
     _refuse_known_gaps(sym)
-    sym = _explicit_reshapes(sym, x.shape)
     params = dict(arg_params)
     params.update(aux_params)
+    sym = _explicit_reshapes(sym, x.shape, arg_params)
     model = _convert(sym, params, x.shape)
     patched = _patch_bilinear_resize(model, sym)
     # MXNet's exporter lists every weight as a graph input too; onnxruntime then treats
@@ -106,7 +106,7 @@ def _refuse_known_gaps(sym):
                     % (node['name'], mode))
 
 
-def _explicit_reshapes(sym, shape):
+def _explicit_reshapes(sym, shape, arg_params=None):
     """Reshape nodes with MXNet's special codes (-2, -3, -4, reverse; e.g. a channel
     shuffle's (0, -4, g, -1, -2)) have no ONNX equivalent in mxnet 1.9.1's exporter.
     At a fixed image size their output shapes are known, so each one that keeps the
@@ -119,9 +119,14 @@ def _explicit_reshapes(sym, shape):
         return sym
     internals = sym.get_internals()
     names = internals.list_outputs()
+    # the parameters' shapes too: a graph that computes a weight (ScaleNet's zero-padded
+    # ones, after optimize) does not infer from the data shape alone
+    known = {name: value.shape for name, value in (arg_params or {}).items()
+             if name in internals.list_arguments()}
     shapes = []
     for batch in (shape[0], shape[0] + 1):
-        _, out_shapes, _ = internals.infer_shape(**{INPUT_NAME: (batch,) + tuple(shape[1:])})
+        _, out_shapes, _ = internals.infer_shape(
+            **dict(known, **{INPUT_NAME: (batch,) + tuple(shape[1:])}))
         shapes.append(dict(zip(names, out_shapes)))
     for node in reshapes:
         attrs = node.setdefault('attrs', {})

@@ -628,3 +628,15 @@ def test_optimized_octconv_export_has_no_upsampling_and_runs_everywhere(tmp_path
         else:
             model = symbols.load_onnx(info['files']['onnx'], threads=1)
             assert relative_error(model(x), expected) <= 1e-5
+
+
+def test_optimized_scalenet_exports_to_onnx(tmp_path):
+    # optimize leaves ScaleNet's zero-padded weights computed in the graph (Concat with
+    # _zeros): the ONNX writer's shape inference needs the parameter shapes for them
+    pytest.importorskip('onnxruntime')
+    import mxnet as mx
+    net = gluon_nets.get_model('scalenet50_light', classes=10)
+    net.initialize(mx.init.Xavier())
+    info = symbols.export(net, str(tmp_path), 'scalenet', format='onnx', input_size=221,
+                          optimize=True)
+    assert info['checks']['onnxruntime_max_rel_err'] <= ONNX_TOLERANCE
