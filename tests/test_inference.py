@@ -242,3 +242,15 @@ def test_odd_widths_are_padded_with_zero_channels_exactly():
     arg_shapes = mx.sym.load_json(json.dumps(new)).infer_shape_partial(data=x.shape)[0]
     assert (16, 4, 3, 3) in arg_shapes      # a_weight's recorded shape follows the padding
     assert params['a_weight'].shape == (12, 4, 3, 3)      # the input is left as it was
+
+
+def test_scalenet_padded_weights_are_computed_once():
+    # ScaleNet's inference graph pads and scales its weights with Concat / _zeros /
+    # elemwise_div on every call; optimize computes them once (they read parameters only)
+    net = _net('scalenet50_light')
+    fast = optimize(net, (1, 3, 221, 221), backend=None)
+    graph = json.loads(fast._cached_graph[1].tojson())
+    ops = [n['op'] for n in graph['nodes']]
+    assert '_zeros' not in ops and 'elemwise_div' not in ops and 'sqrt' not in ops
+    x = _input(221, batch=1)
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
