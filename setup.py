@@ -40,6 +40,10 @@ EXTRAS = {
     'onnx': ['onnx==1.14.1', 'onnxruntime==1.18.1'],
     # serves our ONNX files (docs/deploy.md); installs beside numpy<1.24
     'openvino': ['openvino==2026.4.1'],
+    # --horovod (docs/distributed.md): built from source against the installed mxnet, with
+    # HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_TENSORFLOW=1
+    # HOROVOD_WITHOUT_PYTORCH=1 in the environment (8 min on 2 cores here)
+    'horovod': ['horovod==0.28.1'],
 }
 
 setup(

@@ -204,6 +204,77 @@ def _torch_reason(err):
     return lines[0] if lines else type(err).__name__
 
 
+_SYMBOL_PARAMS = re.compile(r'^(?P<prefix>.+)-(?P<epoch>\d{4})\.params$')
+
+
+def read_symbol_archive(path):
+    """The MXNet Symbol checkpoint inside a ``.tar`` archive (OctConv's ablation files
+    hold what the reference's ``score.py`` loads with ``mx.model.load_checkpoint``:
+    ``<prefix>-symbol.json`` and ``<prefix>-NNNN.params``) -> {``arg:``/``aux:`` name:
+    numpy array}; None when the archive holds no ``-NNNN.params`` member.
+
+    Nothing is extracted: member bytes are read in memory (``mx.nd.load_frombuffer``,
+    ``json.loads``), so member names cannot write anywhere (no path traversal) and
+    nothing is unpickled. Only regular-file members are read (links, devices are
+    ignored). With several epochs the highest is taken (a warning names it); the graph,
+    when present, must declare no parameter the .params lacks (ConversionError)."""
+    import json
+    import tarfile
+
+    import mxnet as mx
+    try:
+        archive = tarfile.open(path, 'r:*')
+    except (tarfile.TarError, OSError) as err:
+        raise ConversionError('cannot read %s as a tar archive: %s' % (path, err)) from None
+    with archive:
+        files = {}
+        try:
+            for member in archive.getmembers():
+                if member.isfile():
+                    files[member.name] = member
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise ConversionError('%s is a damaged tar archive: %s' % (path, err)) from None
+        params = sorted((m.group('prefix'), int(m.group('epoch')), name)
+                        for name, m in ((n, _SYMBOL_PARAMS.match(n)) for n in files) if m)
+        if not params:
+            return None
+        prefix, epoch, member_name = max(params, key=lambda p: (p[1], p[0]))
+        if len(params) > 1:
+            warnings.warn('%s holds %d .params members; converting %s (the highest epoch)'
+                          % (path, len(params), member_name), stacklevel=2)
+
+        def read(name):
+            try:
+                return archive.extractfile(files[name]).read()
+            except (tarfile.TarError, OSError, EOFError) as err:
+                raise ConversionError('%s: cannot read member %s: %s' % (path, name, err)) from None
+        try:
+            loaded = mx.nd.load_frombuffer(read(member_name))
+        except mx.base.MXNetError as err:
+            raise ConversionError('%s: member %s is not an MXNet .params file (%s)' % (
+                path, member_name, _mxnet_reason(err))) from None
+        if not isinstance(loaded, dict) or not any(
+                k.startswith(('arg:', 'aux:')) for k in loaded):
+            raise ConversionError('%s: member %s has no arg:/aux: keys: not a Symbol checkpoint'
+                                  % (path, member_name))
+        state_dict = {k: v.asnumpy() for k, v in loaded.items()}
+        symbol_name = prefix + '-symbol.json'
+        if symbol_name in files:
+            try:
+                nodes = json.loads(read(symbol_name).decode('utf-8'))['nodes']
+                declared = {n['name'] for n in nodes if n.get('op') == 'null'}
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+                raise ConversionError('%s: member %s is not an MXNet symbol file (%s)'
+                                      % (path, symbol_name, err)) from None
+            present = {k[4:] for k in state_dict}
+            missing = sorted(declared - {'data', 'softmax_label'} - present)
+            if missing:
+                raise ConversionError('%s: %s declares %d parameter(s) that %s lacks: %s'
+                                      % (path, symbol_name, len(missing), member_name,
+                                         ', '.join(missing[:10])))
+        return state_dict
+
+
 def load_checkpoint(path, trust=False):
     """Read ``.pth``/``.pth.tar``/``.pt`` (torch extra) or MXNet ``.params`` into a
     {name: numpy array} dict. MXNet Symbol checkpoints keep their ``arg:``/``aux:``
@@ -215,6 +286,14 @@ def load_checkpoint(path, trust=False):
     (which can run any code the file holds) after a warning naming it."""
     if not os.path.isfile(path):
         raise FileNotFoundError('checkpoint %s does not exist' % path)
+    if path.endswith('.tar'):
+        import tarfile
+        # OctConv's ablation archives: an MXNet Symbol checkpoint in a tar (a PyTorch
+        # .tar is a zip or a pickle, which tarfile does not take, or has no .params member)
+        if tarfile.is_tarfile(path):
+            state_dict = read_symbol_archive(path)
+            if state_dict is not None:
+                return state_dict
     if path.endswith(('.pth', '.pth.tar', '.pt', '.tar')):
         try:
             import torch
@@ -264,7 +343,9 @@ def main(argv=None):
     parser.add_argument('--alpha', type=float, default=None, help='OctConv ratio')
     parser.add_argument('--classes', type=int, default=None)
     parser.add_argument('--model-kwargs', default='{}', help='JSON dict of model kwargs')
-    parser.add_argument('--checkpoint', required=True, help='.pth/.pth.tar/.pt or MXNet .params')
+    parser.add_argument('--checkpoint', required=True,
+                        help='.pth/.pth.tar/.pt, MXNet .params, or a .tar holding an MXNet '
+                             'Symbol checkpoint (OctConv\'s ablation archives)')
     parser.add_argument('--out', default=None,
                         help='output .params (default: where get_model(pretrained=True) looks)')
     parser.add_argument('--trust-checkpoint', action='store_true',

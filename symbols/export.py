@@ -71,14 +71,18 @@ def build_parser():
                         help='.params of this model (convert / train_imagenet output, or a run '
                              'directory: its model.json gives model, kwargs and data_config); '
                              'default: random weights (for graph checks only)')
-    parser.add_argument('--classes', type=int, default=None,
+    parser.add_argument('--classes', '--num-classes', dest='classes', type=int, default=None,
                         help='class count (default: read from --params, else the dataset\'s, else 1000)')
     parser.add_argument('--input-size', type=int, default=None,
                         help='square input side (default: the run\'s, else the dataset\'s, '
                              'else the model\'s)')
-    parser.add_argument('--batch', type=int, default=1, help='batch of the recorded input shape')
+    parser.add_argument('--batch', '--batch-size', dest='batch', type=int, default=1,
+                        help='batch of the recorded input shape')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--name', default=None, help='file stem (default: the model name)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an export of the same name and format already in --out '
+                             '(without it, such an export is refused and left untouched)')
     parser.add_argument('--format', choices=FORMATS[:1] + FORMATS[2:], default='symbol',
                         help='symbol (default), onnx or int8')
     parser.add_argument('--fuse', action='store_true',
@@ -92,6 +96,9 @@ def build_parser():
                              'class names and input size go into the deployer JSON')
     parser.add_argument('--mean', default=None, help='RGB mean on the [0,1] scale, "r,g,b"')
     parser.add_argument('--std', default=None, help='RGB std on the [0,1] scale, "r,g,b"')
+    parser.add_argument('--rgb-mean', default=None,
+                        help='RGB mean on the 0-255 scale, "r,g,b" (train_imagenet.py\'s flag)')
+    parser.add_argument('--rgb-std', default=None, help='RGB std on the 0-255 scale, "r,g,b"')
     calib = parser.add_argument_group('int8 calibration (one source; default: --dataset\'s training images)')
     calib.add_argument('--calib-rec', default=None, help='.rec file(s) to calibrate on')
     calib.add_argument('--calib-data-dir', default=None, help='image folder to calibrate on')
@@ -101,8 +108,26 @@ def build_parser():
                        help='thresholds from min/max (naive) or KL divergence (entropy)')
     calib.add_argument('--quantize-granularity', choices=('channel-wise', 'tensor-wise'),
                        default='channel-wise')
+    dev = parser.add_argument_group('devices (the export is built and checked on the CPU; the '
+                                    'files run on any device)')
+    dev.add_argument('--ctx', default=None, help='cpu (gpu* refused: see the group description)')
+    dev.add_argument('--num-gpus', type=int, default=0, help='0 (GluonCV spelling; GPUs refused)')
+    dev.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
+                     help='float32 (float16 needs a GPU to check the graph: refused)')
     parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     return parser
+
+
+def _check_devices(args):
+    """``--ctx``/``--num-gpus``/``--dtype``: the export is traced and checked on the CPU;
+    a GPU or float16 request is one ValueError line (a CPU-only build says so)."""
+    from gluon_nets.utils.devices import check_dtype, parse_contexts
+    contexts = parse_contexts(args.ctx, args.num_gpus)
+    check_dtype(args.dtype, contexts)
+    if any(c.device_type != 'cpu' for c in contexts) or args.dtype != 'float32':
+        raise ValueError('--ctx/--num-gpus/--dtype: symbols.export builds and checks exports on '
+                         'the CPU in float32 (the files load on any device: '
+                         'symbols.load(prefix, ctx=mx.gpu(0)))')
 
 
 def main(argv=None):
@@ -168,24 +193,41 @@ def _format(args):
     return fmt
 
 
+def _refuse_to_overwrite(args, fmt, model_name):
+    """ValueError naming --out when it already holds this export (same stem and format),
+    unless --overwrite: an earlier export is never replaced by accident."""
+    from .exporter import _STEM_SUFFIX
+    stem = (args.name or model_name) + _STEM_SUFFIX[fmt]
+    names = ([stem + '.onnx', stem + '.onnx.json'] if fmt == 'onnx' else
+             [stem + '-symbol.json', stem + '-0000.params', stem + '-deploy.json'])
+    out = os.path.expanduser(args.out)
+    found = [n for n in names if os.path.exists(os.path.join(out, n))]
+    if found and not args.overwrite:
+        raise ValueError('--out %s already holds an export named %s (%s): give --overwrite to '
+                         'replace it, or another --out/--name' % (args.out, stem, ', '.join(found)))
+
+
 def _run(args):
     from gluon_nets.model_zoo import get_model_info, resolve_data_config
     from .deploy_record import export_data_config
-    from .zoo import build_net, parse_model_kwargs, parse_rgb, run_record
+    from .zoo import build_net, parse_model_kwargs, parse_rgb, rgb_flags_to_unit_scale, run_record
     from gluon_nets.utils.paths import check_output_path
     fmt = _format(args)
+    _check_devices(args)
     check_output_path(args.out, '--out', directory=True)
     kwargs = parse_model_kwargs(args.model_kwargs, args.alpha)
     params, record = run_record(args.params) if args.params else (None, None)
     if not (args.model or record):
         raise ValueError('--model NAME is needed (or --params of a train_imagenet.py run)')
     model_info = get_model_info(args.model or record['model'])
+    _refuse_to_overwrite(args, fmt, model_info.name)
     if record and record['model'] == model_info.canonical_name and args.model_kwargs == '{}':
         kwargs = dict(record['kwargs'], **kwargs)      # the run's architecture options
     # preprocessing: flags, else --dataset, else the run's model.json, else the model's entry
     base = record['data_config'] if record else resolve_data_config(model_info.name)
     class_names = record['class_names'] if record else None
     classes, input_size = args.classes, args.input_size
+    rgb_flags_to_unit_scale(args)
     mean = parse_rgb(args.mean, '--mean') if args.mean else None
     std = parse_rgb(args.std, '--std') if args.std else None
     if args.dataset:

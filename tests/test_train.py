@@ -209,7 +209,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(plugin, tmp_path):
 
 
 @pytest.mark.parametrize('extra, message', [
-    (['--dtype', 'float16'], 'float16 trains with multi-precision SGD on GPUs'),
+    (['--dtype', 'float16'], '--dtype float16 needs a GPU'),
     (['--alpha', '0.25'], '--alpha: model tiny_cnn does not take alpha; models that do: oct_'),
     (['--lr', '-1'], '--lr must be > 0'),
     (['--rec-train', 'x.rec'], '--rec-train needs --rec-val'),

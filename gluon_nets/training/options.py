@@ -165,7 +165,18 @@ def build_parser(with_families=True):
     d.add_argument('--rgb-mean', type=_float_list, default=None,
                    help='R,G,B mean on the 0-255 scale (default: the dataset\'s, ImageNet\'s for own data)')
     d.add_argument('--rgb-std', type=_float_list, default=None, help='R,G,B std on the 0-255 scale')
-    d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=4,
+    d.add_argument('--jitter', '--color-jitter', dest='jitter', type=float, default=None,
+                   help='brightness/contrast/saturation jitter of the training images (0: none; '
+                        'default: the dataset\'s recipe, GluonCV\'s 0.4 for own data)')
+    d.add_argument('--no-jitter', action='store_true', help='no colour jitter (= --jitter 0)')
+    d.add_argument('--lighting', '--pca-noise', dest='lighting', type=float, default=None,
+                   help='PCA lighting noise (AlexNet\'s) of the training images (0: none; '
+                        'default: the dataset\'s recipe, GluonCV\'s 0.1 for own data)')
+    d.add_argument('--no-lighting', action='store_true', help='no PCA lighting (= --lighting 0)')
+    d.add_argument('--no-flip', '--no-rand-mirror', dest='no_flip', action='store_true',
+                   help='no random horizontal flip of the training images (default: flip)')
+    d.add_argument('-j', '--num-data-workers', '--num-workers', dest='num_workers', type=int,
+                   default=4,
                    help='decoding/augmentation threads (RecordIO) or processes (folders)')
     d.add_argument('--skip-bad-images', action='store_true',
                    help='leave out images that do not decode (counted in the log) instead of '
@@ -189,15 +200,33 @@ def build_parser(with_families=True):
     m.add_argument('--dtype', default='float32', choices=['float32', 'float16'],
                    help='float16 = multi-precision SGD, GPU only')
     m.add_argument('--use-pretrained', action='store_true',
-                   help='start from converted weights (python -m gluon_nets.convert)')
+                   help='start from converted weights (python -m gluon_nets.convert; GluonCV\'s '
+                        'for a GluonCV name); with --num-classes other than the checkpoint\'s, '
+                        'every weight but the classifier\'s is loaded (fine-tuning)')
+    m.add_argument('--pretrained-params', default=None, metavar='FILE',
+                   help='start from these parameters (a run\'s best.params, converted weights); '
+                        'a classifier of another class count is re-initialised (fine-tuning)')
+    m.add_argument('--init', default='default', choices=['default', 'reference', 'msra', 'xavier'],
+                   help='initialisation of a fresh net: default (the net\'s own, else '
+                        'MSRA-PReLU as GluonCV), reference (the family\'s authors\'), msra, xavier')
     m.add_argument('--import-module', action='append', default=[], metavar='MODULE',
                    help='import a module or .py file first (it may register_model your own nets)')
     m.add_argument('--mode', default='hybrid', choices=['hybrid', 'imperative'],
                    help='hybrid: static graph (fast); imperative: debugging')
 
     o = p.add_argument_group('optimisation')
-    o.add_argument('--optimizer', default='nag', choices=['sgd', 'nag'],
-                   help='SGD with momentum, or Nesterov (GluonCV uses nag)')
+    o.add_argument('--optimizer', default='nag', choices=['sgd', 'nag', 'rmsprop'],
+                   help='SGD with momentum, Nesterov (GluonCV uses nag), or RMSprop (MXNet\'s: '
+                        '--rmsprop-decay, --rmsprop-epsilon; --momentum is not used)')
+    o.add_argument('--rmsprop-decay', type=float, default=0.9,
+                   help='RMSprop: decay of the squared-gradient average (gamma1)')
+    o.add_argument('--rmsprop-epsilon', type=float, default=1e-8, help='RMSprop: epsilon')
+    o.add_argument('--lr-mult-backbone', type=float, default=None, metavar='MULT',
+                   help='fine-tuning: learning-rate multiplier of every parameter but the '
+                        'classifier\'s (GluonCV\'s lr_mult; 0.1 is common)')
+    o.add_argument('--freeze-backbone', action='store_true',
+                   help='fine-tuning: train the classifier only (no gradient for the rest; BN '
+                        'running statistics still follow the new data)')
     o.add_argument('--lr', type=float, default=0.1, help='base learning rate (for the whole batch)')
     o.add_argument('--momentum', type=float, default=0.9)
     o.add_argument('--wd', type=float, default=0.0001, help='weight decay')
@@ -212,7 +241,9 @@ def build_parser(with_families=True):
     o.add_argument('--mixup', action='store_true', help='mixup training')
     o.add_argument('--mixup-alpha', type=float, default=0.2, help='mixup Beta(alpha, alpha)')
     o.add_argument('--mixup-off-epoch', type=int, default=0, help='last N epochs without mixup')
-    o.add_argument('--teacher', default=None, help='teacher model name (converted weights) for distillation')
+    o.add_argument('--teacher', default=None,
+                   help='teacher model name for distillation: ours (converted weights) or a '
+                        'gluoncv.model_zoo name (GluonCV\'s weights), e.g. resnet152_v1d')
     o.add_argument('--teacher-kwargs', type=_json_dict, default={}, help='teacher constructor kwargs (JSON)')
     o.add_argument('--temperature', type=float, default=20, help='distillation temperature')
     o.add_argument('--hard-weight', type=float, default=0.5, help='weight of the one-hot loss when distilling')
@@ -243,6 +274,10 @@ def build_parser(with_families=True):
     r.add_argument('--logging-file', default='train_imagenet.log', help='log file name inside --save-dir')
     r.add_argument('--kvstore', default='device',
                    choices=['device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'])
+    r.add_argument('--horovod', action='store_true',
+                   help='distributed training with Horovod instead of a dist kvstore (the '
+                        'horovod extra; start the workers with horovodrun): gradients are '
+                        'all-reduced, rank 0\'s parameters broadcast (docs/distributed.md)')
     r.add_argument('--seed', type=int, default=0, help='seeds init, shuffling, augmentation and mixup')
     r.add_argument('--threads', type=int, default=None,
                    help='OMP_NUM_THREADS for MXNet (default: all cores)')
@@ -352,6 +387,12 @@ def check_args(args, resolved=False):
         raise UsageError('--crop-ratio must be in (0, 1], got %g' % args.crop_ratio)
     if args.min_random_area is not None and not 0 < args.min_random_area <= 1:
         raise UsageError('--min-random-area must be in (0, 1], got %g' % args.min_random_area)
+    import math
+    for dest, value in sorted(vars(args).items()):   # nan/inf pass every range check below
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise UsageError('--%s must be a finite number, got %s'
+                             % (dest.replace('_', '-'), value))
     if args.lr <= 0:
         raise UsageError('--lr must be > 0, got %g' % args.lr)
     if args.wd < 0 or args.momentum < 0:
@@ -390,9 +431,42 @@ def check_args(args, resolved=False):
                        ('--resume-states', args.resume_states)):
         if path and not os.path.isfile(os.path.expanduser(path)):
             raise UsageError('%s %s: no such file' % (flag, path))
+    _check_fine_tuning_args(args)
     if getattr(args, 'deterministic', False) and args.num_workers > 1:
         raise UsageError('--deterministic needs -j 0 or -j 1 (several decoding threads '
                          'finish their images in a varying order), got -j %d' % args.num_workers)
+
+
+def _check_fine_tuning_args(args):
+    """Fine-tuning, augmentation and optimiser flags (added after the first release:
+    ``getattr`` keeps an older run's ``args.json`` resumable)."""
+    pretrained_params = getattr(args, 'pretrained_params', None)
+    if pretrained_params:
+        if args.use_pretrained:
+            raise UsageError('--pretrained-params and --use-pretrained both give start weights: '
+                             'give one')
+        if args.resume_params:
+            raise UsageError('--pretrained-params and --resume-params both give start weights: '
+                             'give one')
+        if not os.path.isfile(os.path.expanduser(pretrained_params)):
+            raise UsageError('--pretrained-params %s: no such file' % pretrained_params)
+    mult = getattr(args, 'lr_mult_backbone', None)
+    if mult is not None and not (mult >= 0 and mult < float('inf')):
+        raise UsageError('--lr-mult-backbone must be a number >= 0, got %g' % mult)
+    if mult is not None and getattr(args, 'freeze_backbone', False):
+        raise UsageError('--freeze-backbone and --lr-mult-backbone contradict each other: give one')
+    for flag, dest, switch in (('--jitter', 'jitter', 'no_jitter'),
+                               ('--lighting', 'lighting', 'no_lighting')):
+        value = getattr(args, dest, None)
+        if value is not None and not (0 <= value < float('inf')):
+            raise UsageError('%s must be a number >= 0, got %g' % (flag, value))
+        if value and getattr(args, switch, False):
+            raise UsageError('%s %g and --no-%s contradict each other' % (flag, value, dest))
+    if getattr(args, 'optimizer', 'nag') == 'rmsprop':
+        if not 0 <= args.rmsprop_decay < 1:
+            raise UsageError('--rmsprop-decay must be in [0, 1), got %g' % args.rmsprop_decay)
+        if not args.rmsprop_epsilon > 0:
+            raise UsageError('--rmsprop-epsilon must be > 0, got %g' % args.rmsprop_epsilon)
 
 
 # --------------------------------------------------------------- flags -> constructor kwargs

@@ -88,13 +88,30 @@ class TrainingSession:
         kwargs = self.kwargs if kwargs is None else kwargs
         net = get_model(name, classes=self.num_classes, pretrained=self.args.use_pretrained,
                         ctx=self.ctx, **kwargs)
-        if self.args.use_pretrained:
-            if self.num_classes != 1000:
-                self.log.warning('--use-pretrained with %d classes: the classifier is loaded '
-                                 'as converted', self.num_classes)
-        elif initialize:
-            net.initialize(getattr(net, 'default_init', mx.init.MSRAPrelu()), ctx=self.ctx)
+        # with --use-pretrained and another class count the zoo loads every weight but the
+        # classifier's and logs that it re-initialised the classifier
+        if not self.args.use_pretrained and initialize:
+            net.initialize(self.initializer(net, name), ctx=self.ctx)
         return net
+
+    def initializer(self, net, name=None):
+        """The ``mx.init.Initializer`` of ``--init``: ``default`` (the net's
+        ``default_init``, else MSRA-PReLU as GluonCV), ``reference`` (the family's
+        ``reference_init``), ``msra`` or ``xavier``."""
+        import mxnet as mx
+        choice = getattr(self.args, 'init', 'default') or 'default'
+        if choice == 'reference':
+            from ..model_zoo import find_model_info
+            init = find_model_info(name or self.name).reference_init
+            if init is None:
+                raise ValueError('--init reference: %s has no reference initialisation'
+                                 % (name or self.name))
+            return init
+        if choice == 'msra':
+            return mx.init.MSRAPrelu()
+        if choice == 'xavier':
+            return mx.init.Xavier()
+        return getattr(net, 'default_init', mx.init.MSRAPrelu())
 
     # ---------------------------------------------------------------- the run itself
     def seed(self, offset):

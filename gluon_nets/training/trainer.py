@@ -30,8 +30,9 @@ from .options import (RESUME_OVERRIDABLE, RESUME_SCHEDULE_OVERRIDES, UsageError,
                       check_args, constructor_kwargs, import_modules, set_threads_from_argv,
                       values_in_argv)
 from ..utils.atomic import atomic_path
-from .checkpoint import (CheckpointError, RunDir, check_save_dir, clear_run, load_params,
-                         load_trainer_states, run_files)
+from ..utils.devices import DeviceError, check_dtype, parse_contexts
+from .checkpoint import (CheckpointError, RunDir, check_save_dir, check_saved_args, clear_run,
+                         load_params, load_trainer_states, run_files)
 from . import distributed
 from .session import TrainingSession
 
@@ -64,6 +65,7 @@ class _Run:
         self.seen_labels = []
         self.overrides = {}       # --resume schedule changes: {dest: [saved, new]}
         self.best_epoch = None
+        self.warnings = []        # logged once the run's log exists
 
     @property
     def num_classes(self):
@@ -104,30 +106,52 @@ class Interrupted(BaseException):
 
 class _StopSignals:
     """SIGTERM/SIGINT handlers that raise :class:`Interrupted`, except inside
-    :meth:`deferred` (an epoch's commit), which raises it once the block is done."""
+    :meth:`deferred` (an epoch's commit), which raises it once the block is done.
+
+    A handler's exception is lost when the signal lands while Python runs a
+    ``__del__`` (e.g. ``MXDataIter.__del__`` at the end of an epoch: "Exception
+    ignored in ..."), so the signal is also remembered in ``received`` and
+    :meth:`check` raises it at the loop's next safe point."""
 
     def __init__(self):
-        self.depth, self.pending, self.previous = 0, None, {}
+        self.depth, self.pending, self.previous, self.pid = 0, None, {}, None
+        self.received = None
 
     def install(self):
         import signal
         import threading
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or self.previous:
             return
+        self.pid = os.getpid()
         for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) is signal.SIG_IGN:   # e.g. SIGINT of a `cmd &` job
+                continue
             self.previous[signum] = signal.signal(signum, self._handle)
 
     def uninstall(self):
         import signal
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
-        self.previous, self.pending, self.depth = {}, None, 0
+        self.previous, self.pending, self.depth, self.received = {}, None, 0, None
 
     def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            # a forked data worker inherited the handler: it dies as a worker should,
+            # silently (its pool terminates it with SIGTERM at the end of every run)
+            import signal
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.received = signum
         if self.depth:
             self.pending = signum
             return
         raise Interrupted(signum)
+
+    def check(self):
+        """Raise :class:`Interrupted` for a signal whose handler's exception was lost."""
+        if self.received is not None and not self.depth:
+            raise Interrupted(self.received)
 
     @contextlib.contextmanager
     def deferred(self):
@@ -154,11 +178,19 @@ def _prepare(args, argv):
     check_args(args, resolved=True)
     check_save_dir(args.save_dir, '--resume' if args.resume else '--save-dir')
     import_modules(getattr(args, 'import_module', None))
-    from gluon_nets.model_zoo import get_model_info
+    from gluon_nets.model_zoo import find_model_info
     try:
-        info = get_model_info(args.model)
+        info = find_model_info(args.model)      # ours, else a gluoncv.model_zoo name
     except ValueError as err:   # unknown model: the message names close matches
         raise UsageError(str(err)) from None
+    if args.teacher:
+        try:
+            find_model_info(args.teacher)
+        except ValueError as err:
+            raise UsageError('--teacher %s' % err) from None
+    if getattr(args, 'init', 'default') == 'reference' and info.reference_init is None:
+        raise UsageError('--init reference: family %s states no reference initialisation for '
+                         '%s; use --init default, msra or xavier' % (info.family, info.name))
     kwargs = constructor_kwargs(args, info)
     try:
         info.training.check(args, info)
@@ -192,6 +224,11 @@ def _saved_args(run_dir):
         raise CheckpointError('%s is corrupt (%s)' % (path, err)) from None
     if not isinstance(stored, dict):
         raise CheckpointError('%s is corrupt (not a JSON object of arguments)' % path)
+    modules = stored.get('import_module')
+    if modules is not None and not (isinstance(modules, list)
+                                    and all(isinstance(m, str) for m in modules)):
+        raise CheckpointError('%s is corrupt: import_module is %r, not a list of modules'
+                              % (path, modules))
     return stored
 
 
@@ -206,7 +243,9 @@ def _resolve_resume(args, argv):
     if stored is None:
         raise UsageError('--resume %s: no run there (args.json missing)' % args.resume)
     import_modules(stored.get('import_module'))   # their families' flags join the parser
-    namespace = build_parser().parse_args(['--model', stored.get('model') or 'x'])
+    parser = build_parser()
+    check_saved_args(stored, parser, os.path.join(run_dir, 'args.json'))
+    namespace = parser.parse_args(['--model', stored.get('model') or 'x'])
     for key, value in stored.items():
         setattr(namespace, key, value)
     ignored, changes = [], {}
@@ -235,34 +274,27 @@ def _connect(state):
     args = state.args
     state.ctx = _contexts(args)
     args.num_devices = len(state.ctx)
-    state.worker = distributed.connect(args.kvstore)
+    horovod = getattr(args, 'horovod', False)
+    if horovod and args.kvstore.startswith('dist'):
+        raise UsageError('--horovod and --kvstore %s contradict each other: give one'
+                         % args.kvstore)
+    try:
+        state.worker = distributed.connect(distributed.HOROVOD if horovod else args.kvstore)
+    except ImportError as err:   # --horovod without the extra
+        raise UsageError(str(err)) from None
     state.kv, state.rank, state.num_workers = (state.worker.kv, state.worker.rank,
                                                state.worker.num_workers)
     state.is_chief = state.worker.is_chief
 
 
 def _contexts(args):
-    import mxnet as mx
-    if args.ctx:
-        ctx = []
-        for token in args.ctx.replace(' ', '').split(','):
-            if token == 'cpu':
-                ctx.append(mx.cpu())
-            elif token.startswith('gpu') and token[3:].isdigit():
-                ctx.append(mx.gpu(int(token[3:])))
-            else:
-                raise UsageError('--ctx: cannot read %r (use cpu or gpu0,gpu1,...)' % token)
-    else:
-        ctx = [mx.gpu(i) for i in range(args.num_gpus)] if args.num_gpus else [mx.cpu()]
-    if any(c.device_type == 'gpu' for c in ctx):
-        available = mx.context.num_gpus()
-        wanted = max(c.device_id for c in ctx if c.device_type == 'gpu') + 1
-        if wanted > available:
-            raise UsageError('%d GPU(s) asked for, %d visible (this mxnet build: %s)'
-                             % (wanted, available, 'CPU-only' if available == 0 else 'CUDA'))
-    if args.dtype == 'float16' and all(c.device_type == 'cpu' for c in ctx):
-        raise UsageError('--dtype float16 trains with multi-precision SGD on GPUs; on CPU use '
-                         '--dtype float32 (MXNet\'s CPU float16 kernels are slow and inexact)')
+    """The devices of ``--ctx``/``--num-gpus`` and the ``--dtype`` rule, checked as
+    eval.py and symbols.export check them (:mod:`gluon_nets.utils.devices`)."""
+    try:
+        ctx = parse_contexts(args.ctx, args.num_gpus)
+        check_dtype(args.dtype, ctx)
+    except DeviceError as err:
+        raise UsageError(str(err))
     return ctx
 
 
@@ -277,6 +309,7 @@ def _resolve_data_config(state):
     embedded = not (args.rec_train or args.data_dir)
     values = {}
     if embedded:
+        args.dataset_given = bool(args.dataset) or bool(getattr(args, 'dataset_given', False))
         args.dataset = args.dataset or 'fashion-mnist-mini'
         dataset = data.dataset_info(args.dataset)
         values.update(dataset['data_config'])
@@ -290,6 +323,11 @@ def _resolve_data_config(state):
                                              data_dir=args.data_dir,
                                              default=info.data_config['num_classes'])
     values['interpolation'] = data.INTERPOLATION   # what the loaders resize with
+    if embedded and not args.dataset_given and (args.num_gpus > 0 or (args.input_size or 0) >= 160):
+        state.warnings.append(
+            'no data flag (--rec-train/--rec-val, --data-dir or --dataset): training on the '
+            'embedded %s set (%s), although --num-gpus %d / --input-size %s look like an '
+            'ImageNet run' % (args.dataset, '32-px, 10 classes', args.num_gpus, args.input_size))
     state.data_config = resolve_data_config(info.name, **values)
     args.num_classes, args.input_size = state.num_classes, state.input_size
     args.crop_ratio = state.data_config['crop_ratio']
@@ -314,6 +352,11 @@ def _prepare_run_dir(state):
         logger.warning('--overwrite: removed the previous run in %s (%d files)', path, len(removed))
     for flag in state.ignored:
         logger.warning('--resume: %s differs from the saved run and is ignored', flag)
+    for message in state.warnings:
+        logger.warning(message)
+    if state.info.family == 'gluoncv':
+        logger.info('--model %s is not a gluon_nets model: training GluonCV\'s %s '
+                    '(gluoncv.model_zoo)', args.model, state.info.name)
     if state.is_chief:
         state.run_dir.remove_stale_temps()
     state.record = state.run_dir.load() if args.resume else None
@@ -340,6 +383,11 @@ def _load_data(state):
     state.train_data = data.train_loader(num_workers=args.num_workers, num_parts=state.num_workers,
                                          part_index=state.rank, seed=args.seed,
                                          min_random_area=args.min_random_area,
+                                         jitter=0.0 if getattr(args, 'no_jitter', False)
+                                         else getattr(args, 'jitter', None),
+                                         lighting=0.0 if getattr(args, 'no_lighting', False)
+                                         else getattr(args, 'lighting', None),
+                                         flip=not getattr(args, 'no_flip', False),
                                          skip_bad_images=skip, **src_t, **common)
     # a folder tree's validation labels are the training tree's class indices
     train_classes = getattr(state.train_data, 'classes', None)
@@ -389,10 +437,25 @@ def _build_model(state):
         net.cast(args.dtype)
     if args.resume_params and state.record is None:
         load_params(net, os.path.expanduser(args.resume_params), state.ctx, '--resume-params')
+    if getattr(args, 'pretrained_params', None) and state.record is None:
+        _load_pretrained_params(state, net)
     if args.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     if state.is_chief:
         state.run_dir.write_json('model.json', _model_record(state))
+
+
+def _load_pretrained_params(state, net):
+    """``--pretrained-params FILE``: every weight of FILE; a classifier of another class
+    count is re-initialised (logged by the model zoo)."""
+    from gluon_nets.model_zoo import load_transfer_params
+    path = os.path.expanduser(state.args.pretrained_params)
+    try:
+        load_transfer_params(net, path, ctx=state.ctx, name=state.net_name,
+                             classifier=getattr(net, 'classifier_name', state.info.classifier))
+    except (ValueError, OSError) as err:
+        raise UsageError('--pretrained-params %s' % err) from None
+    logger.info('--pretrained-params: started from %s', path)
 
 
 def _model_record(state):
@@ -414,8 +477,15 @@ def _build_teacher(state):
     args = state.args
     if not args.teacher or args.hard_weight >= 1.0:
         return
-    teacher = get_model(args.teacher, classes=state.num_classes, pretrained=True, ctx=state.ctx,
-                        **(args.teacher_kwargs or {}))
+    try:
+        teacher = get_model(args.teacher, classes=state.num_classes, pretrained=True,
+                            ctx=state.ctx, **(args.teacher_kwargs or {}))
+    except FileNotFoundError:
+        raise    # our converted weights are missing: the message says how to make them
+    except Exception as err:   # GluonCV's download or weights failed
+        raise TrainingError('--teacher %s: cannot load its pretrained weights: %s: %s' % (
+            args.teacher, type(err).__name__, str(err).strip().splitlines()[0][:300]
+            if str(err).strip() else '')) from None
     teacher.cast(args.dtype)
     if args.mode == 'hybrid':
         teacher.hybridize(static_alloc=True, static_shape=True)
@@ -427,16 +497,24 @@ def _build_optimiser(state):
     """The gluon Trainer with GluonCV's per-iteration schedule; on resume its states,
     the parameters and the metrics so far; ``args.json`` for a new run."""
     import mxnet as mx
-    from mxnet import gluon
     args, net, kv = state.args, state.net, state.kv
     # finish deferred shape inference now: a parameter first initialised inside
     # trainer.step reaches a dist kvstore through a later, racy broadcast (seen: workers
     # ending with different classifier weights)
     for c in state.ctx:
-        net(mx.nd.zeros((1, 3, state.input_size, state.input_size), ctx=c, dtype=args.dtype))
+        try:
+            net(mx.nd.zeros((1, 3, state.input_size, state.input_size), ctx=c, dtype=args.dtype))
+        except mx.base.MXNetError as err:   # e.g. a pooling window larger than the feature map
+            from .checkpoint import _mxnet_message
+            raise UsageError('--input-size %d: %s cannot run on %d-px inputs (its registry entry '
+                             'says at least %d px): %s' % (
+                                 state.input_size, state.net_name, state.input_size,
+                                 getattr(state.info, 'min_input_size', 1),
+                                 _mxnet_message(err))) from None
     if args.no_wd:
         for param in net.collect_params('.*beta|.*gamma|.*bias').values():
             param.wd_mult = 0.0
+    _set_backbone_learning(state)
     state.update_on_kv = distributed.update_on_kvstore(args.kvstore, kv)
     # servers that update (dist_async) count every worker's push as one update
     updates_per_iter = state.num_workers if state.update_on_kv else 1
@@ -444,22 +522,24 @@ def _build_optimiser(state):
     if state.update_on_kv:   # the servers unpickle it: a class that needs no gluoncv there
         scheduler = distributed.ServerSafeSchedule.from_gluoncv(scheduler)
     opt_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
+    if args.optimizer == 'rmsprop':   # MXNet's RMSProp has no momentum (non-centred)
+        opt_params = {'wd': args.wd, 'lr_scheduler': scheduler, 'gamma1': args.rmsprop_decay,
+                      'epsilon': args.rmsprop_epsilon}
     if args.dtype != 'float32':
         opt_params['multi_precision'] = True
-    trainer = gluon.Trainer(net.collect_params(), args.optimizer, opt_params,
-                            kvstore=kv if kv is not None else args.kvstore,
-                            update_on_kvstore=state.update_on_kv)
+    trainer = distributed.make_trainer(state.worker, net.collect_params(), args.optimizer,
+                                       opt_params, state.update_on_kv)
     record = state.record
     if record is not None:
         load_params(net, state.run_dir.file(record['params']), state.ctx, '--resume: checkpoint')
-    if kv is not None:
+    if state.worker.is_distributed:
         if state.update_on_kv and record is not None:
             # the servers' optimiser (sent at kvstore init) continues the schedule
             done = state.iters * updates_per_iter * (record['epoch'] + 1)
             trainer._optimizer.begin_num_update = trainer._optimizer.num_update = done
         # every worker starts from rank 0's parameters before any gradient is pushed
         distributed.sync_initial_parameters(trainer, kv, distributed.step_batch_size(
-            args.batch_size, len(state.ctx), state.worker, state.update_on_kv))
+            args.batch_size, len(state.ctx), state.worker, state.update_on_kv), state.worker.hvd)
     if record is not None:
         if record.get('states'):
             load_trainer_states(trainer, state.run_dir.file(record['states']),
@@ -495,9 +575,36 @@ def _build_optimiser(state):
         logger.warning('--resume: from epoch %d on %s', state.start_epoch, ', '.join(
             '--%s %s (was %s)' % (k.replace('_', '-'), v[1], v[0])
             for k, v in sorted(state.overrides.items())))
-    if state.is_chief and (not args.resume or state.overrides):
+    if state.is_chief and not args.resume:
         state.run_dir.write_json('args.json', _saved_arguments(args))
+    # resume overrides reach args.json with the first epoch they commit: a resume that
+    # fails (diverges again, is stopped) leaves the run's saved arguments as they were
+    state.args_pending = bool(state.overrides)
     state.trainer = trainer
+
+
+def _set_backbone_learning(state):
+    """``--freeze-backbone`` (no gradient but for the classifier) or
+    ``--lr-mult-backbone M`` (GluonCV's ``lr_mult`` on every other parameter)."""
+    args, net = state.args, state.net
+    freeze, mult = getattr(args, 'freeze_backbone', False), getattr(args, 'lr_mult_backbone', None)
+    if not freeze and mult is None:
+        return
+    try:
+        head = set(net.get_classifier().collect_params().values())
+    except (AttributeError, TypeError, ValueError) as err:
+        raise UsageError('%s: cannot find the classifier of %s (%s)' % (
+            '--freeze-backbone' if freeze else '--lr-mult-backbone', state.net_name, err)) from None
+    backbone = [p for p in net.collect_params().values() if p not in head]
+    for param in backbone:
+        if freeze:
+            param.grad_req = 'null'
+        else:
+            param.lr_mult = mult
+    logger.info('%s: %d backbone parameters %s; classifier %r (%d parameters) trains at the '
+                'full rate', '--freeze-backbone' if freeze else '--lr-mult-backbone',
+                len(backbone), 'frozen' if freeze else 'at lr x %g' % mult,
+                getattr(net, 'classifier_name', '?'), len(head))
 
 
 def _saved_arguments(args):
@@ -561,8 +668,11 @@ def _train_epochs(state):
     """Every remaining epoch: train, validate, log, checkpoint."""
     loss = _Loss(state.args, state.num_classes, state.teacher is not None)
     for epoch in range(state.start_epoch, state.args.num_epochs):
+        _STOP_SIGNALS.check()
         stats = _train_epoch(state, epoch, loss)
+        _STOP_SIGNALS.check()
         _end_epoch(state, epoch, stats)
+    _STOP_SIGNALS.check()
 
 
 def _train_epoch(state, epoch, loss):
@@ -580,6 +690,7 @@ def _train_epoch(state, epoch, loss):
     btic, last_logged = time.time(), 0
     steady_tic, steady_seen = tic, 0
     for i, (x, y) in enumerate(state.train_data):
+        _STOP_SIGNALS.check()
         if i >= state.iters:
             break
         xs = gluon.utils.split_and_load(x, ctx_list=ctx, batch_axis=0, even_split=False)
@@ -686,6 +797,9 @@ def _end_epoch(state, epoch, stats):
         state.run_dir.commit_epoch(
             epoch, state.net, trainer if states_ok else None, record,
             keep_copy=bool(args.save_frequency) and (epoch + 1) % args.save_frequency == 0)
+        if getattr(state, 'args_pending', False):
+            state.run_dir.write_json('args.json', _saved_arguments(args))
+            state.args_pending = False
 
 
 # ---------------------------------------------------------------------- phase 9: finish
@@ -751,12 +865,28 @@ class _TqdmHandler(logging.StreamHandler):
             super().emit(record)
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The run's log file. A line it cannot write (a full disk) is dropped without
+    logging's "--- Logging error ---" traceback: the console has the line, and the
+    checkpoint write that follows reports the full disk in one line."""
+
+    def handleError(self, record):
+        pass
+
+
 def _setup_logging(run_dir, args, is_chief):
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+    # the model zoo's lines (classifier re-initialised, GluonCV model built) go to the
+    # run's log as well: 'gluon_nets' gets the same handlers (ours does not propagate)
+    zoo_log = logging.getLogger('gluon_nets')
+    for handler in list(zoo_log.handlers):
+        if getattr(handler, '_gluon_nets_run', False):
+            zoo_log.removeHandler(handler)
+    zoo_log.setLevel(logging.INFO)
     stream = _TqdmHandler()
     # per-interval lines go to the log file; on the console the progress bar shows them,
     # unless there is no bar
@@ -764,10 +894,13 @@ def _setup_logging(run_dir, args, is_chief):
     stream.setFormatter(logging.Formatter('%(message)s'))
     logger.addHandler(stream)
     if is_chief and args.logging_file:
-        handler = logging.FileHandler(run_dir.file(os.path.basename(args.logging_file)))
+        handler = _QuietFileHandler(run_dir.file(os.path.basename(args.logging_file)))
         handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
         handler.setLevel(logging.DEBUG)
         logger.addHandler(handler)
+    for handler in logger.handlers:
+        handler._gluon_nets_run = True
+        zoo_log.addHandler(handler)
 
 
 # ------------------------------------------------------------------------ entry point
@@ -839,11 +972,26 @@ def _os_error_message(err, run_dir):
 
 def main(argv=None):
     """Entry point of ``train_imagenet.py``: parse, run, turn every failure into one
-    ``error:`` line: status 2 for bad flags, paths and checkpoint files (argparse's own
-    errors add its usage line), 1 for failures while running (data, divergence, a full
-    disk, an internal error), 128 + the signal for SIGTERM (143) / SIGINT (130).
+    ``error:`` line naming the file or flag: status 2 for bad flags, paths, data and
+    checkpoint files (argparse's own errors add its usage line) and for failures while
+    running (divergence, a full disk), 1 only for an internal error (a bug: the line says
+    to run with --debug), 128 + the signal for SIGTERM (143) / SIGINT (130).
     ``--debug`` shows the traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # from the first moment: a signal while MXNet and the families import (seconds) is a
+    # clean stop too, not a KeyboardInterrupt traceback or a silent SIGTERM death
+    _STOP_SIGNALS.install()
+    try:
+        return _main(argv)
+    except Interrupted as stop:
+        print('train_imagenet.py: %s' % _stopped_message(stop), file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        _STOP_SIGNALS.uninstall()
+
+
+def _main(argv):
+    """:func:`main` inside its signal handlers (they raise :class:`Interrupted`)."""
     # the parser holds every family's options, and importing the families imports
     # MXNet, which reads OMP_NUM_THREADS (and its engine type) once: those first
     set_threads_from_argv(argv)
@@ -862,29 +1010,23 @@ def main(argv=None):
     if not deterministic_ok:
         logger.warning('--deterministic: MXNet was imported before the trainer could set %s; '
                        'this run may not be bit-identical', DETERMINISTIC_ENV)
-    _STOP_SIGNALS.install()
     try:
         if not args.resume:
             check_args(args)
         run(args, argv)
-    except Interrupted as stop:
-        print('train_imagenet.py: %s' % _stopped_message(stop), file=sys.stderr)
-        return 128 + stop.signum
     except (UsageError, CheckpointError) as err:
         return _maybe_raise(debug) or _error(err, 2)
     except (DataError, ModelConstructionError) as err:   # bad input: data files, model kwargs
         return _maybe_raise(debug) or _error(err, 2)
-    except TrainingError as err:                           # divergence and other run failures
-        return _maybe_raise(debug) or _error(err, 1)
-    except OSError as err:
-        return _maybe_raise(debug) or _error(_os_error_message(err, getattr(err, 'run_dir', None)), 1)
-    except ValueError as err:  # the registry's unknown-model error
-        return _maybe_raise(debug) or _error(err, 2 if 'unknown model' in str(err) else 1)
+    except TrainingError as err:     # divergence (it names the flags to change), a failed run
+        return _maybe_raise(debug) or _error(err, 2)
+    except OSError as err:           # a full disk, a file that cannot be written: it is named
+        return _maybe_raise(debug) or _error(_os_error_message(err, getattr(err, 'run_dir', None)), 2)
+    except ValueError as err:        # the registry's unknown-model error, a family's check
+        return _maybe_raise(debug) or _error(err, 2)
     except Exception as err:
         return _maybe_raise(debug) or _error('internal error: %s: %s (run with --debug for the '
                                              'traceback)' % (type(err).__name__, err), 1)
-    finally:
-        _STOP_SIGNALS.uninstall()
     return 0
 
 

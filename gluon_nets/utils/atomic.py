@@ -39,6 +39,12 @@ def atomic_path(path, suffix=None):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        # a failed write (a full disk, above all) names the file being written, not the
+        # temporary: the caller's one-line error must say which file was not written
+        if err.filename in (None, tmp):
+            raise OSError(err.errno, err.strerror or str(err), path) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
