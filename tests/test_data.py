@@ -196,3 +196,38 @@ def test_reindex_rebuilds_index(shards, tmp_path):
     os.remove(idx)
     make_rec.reindex(rec)
     assert open(idx).read() == original
+
+
+def _left_bright_tree(root, images=8):
+    """One class of 32x32 images whose left half is white and right half black."""
+    import cv2
+    os.makedirs(os.path.join(root, 'c0'))
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[:, :16] = 255
+    for i in range(images):
+        cv2.imwrite(os.path.join(root, 'c0', '%d.png' % i), img)
+    return root
+
+
+@pytest.mark.parametrize('kind', ['folder', 'rec'])
+def test_no_flip_keeps_every_training_image_unmirrored(tmp_path, kind):
+    """``flip=False`` (--no-flip) leaves out the random horizontal flip; with it some
+    of 16 crops of a left-bright image come out right-bright."""
+    root = _left_bright_tree(str(tmp_path / 'train'))
+    source = dict(data_dir=str(tmp_path)) if kind == 'folder' else dict(
+        rec_train=make_rec.write_shards(root, str(tmp_path / 'rec' / 'train'), shards=1,
+                                        resize=32, workers=1))
+    mirrored = {}
+    for flip in (False, True):
+        loader = data.train_loader(batch_size=8, input_size=24, num_workers=1, seed=5,
+                                   min_random_area=1.0, jitter=0.0, lighting=0.0, flip=flip,
+                                   num_classes=1, **source)
+        counts = []
+        for epoch in range(2):
+            loader.set_epoch(epoch)
+            for batch, _ in loader:
+                x = batch.asnumpy()
+                counts += list(x[:, :, :, :12].mean(axis=(1, 2, 3)) < x[:, :, :, 12:].mean(axis=(1, 2, 3)))
+        mirrored[flip] = sum(counts)
+        assert len(counts) == 16
+    assert mirrored[False] == 0 and mirrored[True] > 0, mirrored

@@ -32,7 +32,7 @@ your own data).
 ``train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None,
 batch_size=32, input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
 num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
-lighting=None, skip_bad_images=False)`` -> the same kind of iterable with GluonCV's training
+lighting=None, skip_bad_images=False, flip=True)`` -> the same kind of iterable with GluonCV's training
 augmentation (random resized crop of area [min_random_area, 1] and aspect [3/4, 4/3],
 horizontal flip, brightness/contrast/saturation jitter 0.4, PCA lighting 0.1),
 shuffled from ``(seed, epoch)`` -- call ``loader.set_epoch(e)`` before each pass --
@@ -195,14 +195,15 @@ def val_loader(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, batc
 def train_loader(dataset=None, rec_train=None, rec_train_idx=None, data_dir=None, batch_size=32,
                  input_size=224, num_workers=4, mean=None, std=None, num_classes=None,
                  num_parts=1, part_index=0, seed=0, min_random_area=None, jitter=None,
-                 lighting=None, skip_bad_images=False):
-    """Training batches with GluonCV's augmentation (see the module doc)."""
+                 lighting=None, skip_bad_images=False, flip=True):
+    """Training batches with GluonCV's augmentation (see the module doc); ``flip=False``
+    leaves out the random horizontal flip."""
     kind, source = _one_source(dataset, rec_train, data_dir, 'train')
     mean, std = _stats(source if kind == 'dataset' else None, mean, std)
     recipe = dataset_info(source if kind == 'dataset' else 'imagenet')
     aug = dict(min_random_area=recipe['min_random_area'] if min_random_area is None else min_random_area,
                jitter=recipe['jitter'] if jitter is None else jitter,
-               lighting=recipe['lighting'] if lighting is None else lighting)
+               lighting=recipe['lighting'] if lighting is None else lighting, flip=bool(flip))
     common = dict(num_workers=num_workers, num_parts=num_parts, part_index=part_index, seed=seed,
                   **aug)
     if kind == 'dataset':

@@ -60,11 +60,14 @@ def class_mismatch(root, classes, expected, whose, subset=False):
         % (root, ' and '.join(parts), whose)
 
 
-def train_transform(input_size, mean, std, min_random_area=0.08, jitter=0.4, lighting=0.1):
-    """GluonCV's ImageNet training transform (random resized crop, flip, colour
-    jitter, PCA lighting, to tensor, normalise)."""
+def train_transform(input_size, mean, std, min_random_area=0.08, jitter=0.4, lighting=0.1,
+                    flip=True):
+    """GluonCV's ImageNet training transform (random resized crop, horizontal flip
+    unless ``flip=False``, colour jitter, PCA lighting, to tensor, normalise)."""
     from mxnet.gluon.data.vision import transforms as T
-    steps = [T.RandomResizedCrop(input_size, scale=(min_random_area, 1.0)), T.RandomFlipLeftRight()]
+    steps = [T.RandomResizedCrop(input_size, scale=(min_random_area, 1.0))]
+    if flip:
+        steps.append(T.RandomFlipLeftRight())
     if jitter:
         steps.append(T.RandomColorJitter(brightness=jitter, contrast=jitter, saturation=jitter))
     if lighting:
@@ -145,7 +148,7 @@ class FolderLoader:
     def __init__(self, root, batch_size, input_size, train, mean, std, num_workers=4,
                  num_parts=1, part_index=0, seed=0, crop_ratio=0.875, min_random_area=0.08,
                  jitter=0.4, lighting=0.1, num_classes=None, synsets=None,
-                 skip_bad_images=False, class_names=None, class_subset=False):
+                 skip_bad_images=False, class_names=None, class_subset=False, flip=True):
         from mxnet import gluon
         self.root = os.path.expanduser(root)
         found = check_folder(self.root, None if class_names else num_classes, synsets)
@@ -169,7 +172,7 @@ class FolderLoader:
             dataset.items = [item for item in dataset.items if item[0] not in bad]
         if len(dataset) == 0:
             raise DataError('image folder %s has no readable images' % self.root)
-        tf = (train_transform(input_size, mean, std, min_random_area, jitter, lighting) if train
+        tf = (train_transform(input_size, mean, std, min_random_area, jitter, lighting, flip) if train
               else val_transform(input_size, mean, std, crop_ratio))
         self.sampler = _PartSampler(len(dataset), num_parts, part_index, train, seed)
         self.num_samples = len(self.sampler)

@@ -314,7 +314,7 @@ class RecordLoader:
 
     def __init__(self, shards, batch_size, input_size, train, mean, std, num_workers=4,
                  num_parts=1, part_index=0, seed=0, crop_ratio=0.875, min_random_area=0.08,
-                 jitter=0.4, lighting=0.1, num_classes=None):
+                 jitter=0.4, lighting=0.1, num_classes=None, flip=True):
         if not shards:
             raise DataError('no RecordIO shards')
         if not 0 <= part_index < num_parts:
@@ -326,7 +326,7 @@ class RecordLoader:
         self.std = [255.0 * s for s in std]
         self.threads = max(1, int(num_workers))
         self.crop_ratio, self.min_random_area = crop_ratio, min_random_area
-        self.jitter, self.lighting = jitter, lighting
+        self.jitter, self.lighting, self.flip = jitter, lighting, bool(flip)
         self._part_sizes = [[int(np.subtract(*part_range(s.num_records, num_parts, r)[::-1]))
                              for s in self.shards] for r in range(num_parts)]
         self.num_samples = sum(self._part_sizes[part_index])
@@ -355,7 +355,7 @@ class RecordLoader:
                       mean_r=self.mean[0], mean_g=self.mean[1], mean_b=self.mean[2],
                       std_r=self.std[0], std_g=self.std[1], std_b=self.std[2])
         if self.train:
-            common.update(shuffle=True, seed=shard_seed, seed_aug=shard_seed, rand_mirror=True,
+            common.update(shuffle=True, seed=shard_seed, seed_aug=shard_seed, rand_mirror=self.flip,
                           random_resized_crop=True, max_aspect_ratio=4. / 3.,
                           min_aspect_ratio=3. / 4., max_random_area=1.0,
                           min_random_area=self.min_random_area, brightness=self.jitter,
