@@ -264,8 +264,8 @@ def main(argv=None):
                         % ', '.join(HEADLINES))
     parser.add_argument('--forms', default=','.join(LADDER),
                         help='comma-separated, of: %s' % ', '.join(FORMS))
-    parser.add_argument('--batch', default='1,16', help='comma-separated batch sizes')
-    parser.add_argument('--size', type=int, default=None,
+    parser.add_argument('--batch', '--batch-size', dest='batch', default='1,16', help='comma-separated batch sizes')
+    parser.add_argument('--size', '--input-size', dest='size', type=int, default=None,
                         help='input side (default: the dataset\'s, else the model\'s)')
     parser.add_argument('--threads', type=int, default=None, help='default: all cores')
     parser.add_argument('--metric', choices=('cpu', 'wall'), default=None,

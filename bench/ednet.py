@@ -103,9 +103,9 @@ def op_profile(args, threads):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', default='ed_resnet50,ed_resnext50_32x4d')
-    parser.add_argument('--batch', default='1,32')
+    parser.add_argument('--batch', '--batch-size', dest='batch', default='1,32')
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--size', '--input-size', dest='size', type=int, default=224)
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed',
                         help='comma-separated subset of ref,hyb,hyb_noed,fused,fused_noed')

@@ -31,7 +31,7 @@ def parse():
     parser.add_argument('--repeat', type=int, default=7, help='timed runs per model (batch < 8)')
     parser.add_argument('--repeat-large', type=int, default=3,
                         help='timed runs per model (batch >= 8)')
-    parser.add_argument('--batches', default='1,32')
+    parser.add_argument('--batches', '--batch-size', dest='batches', default='1,32')
     parser.add_argument('--skip-shrink', action='store_true')
     return parser.parse_args()
 

@@ -88,7 +88,7 @@ def _ours(name, state_dict, variant, x):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', default='menet228_12x1_g3,menet456_24x1_g3')
-    parser.add_argument('--batch', default='1,32', help='comma-separated batch sizes')
+    parser.add_argument('--batch', '--batch-size', dest='batch', default='1,32', help='comma-separated batch sizes')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=None,
                         help='timed rounds (default: 30 at batch 1, 6 otherwise)')

@@ -126,8 +126,8 @@ def main(argv=None):
     parser.add_argument('--models', default='oct_resnet50_v1b:alpha=0,oct_resnet50_v1b:alpha=0.125',
                         help="comma-separated 'name[:k=v;k=v]' specs")
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--batch', '--batch-size', dest='batch', type=int, default=1)
+    parser.add_argument('--size', '--input-size', dest='size', type=int, default=224)
     parser.add_argument('--calls', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--top', type=int, default=12, help='problems listed per model')

@@ -57,9 +57,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', default='scalenet50',
                         help='comma-separated registry names (default scalenet50)')
-    parser.add_argument('--batch', default='1,32', help='comma-separated batch sizes')
+    parser.add_argument('--batch', '--batch-size', dest='batch', default='1,32', help='comma-separated batch sizes')
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--size', '--input-size', dest='size', type=int, default=224)
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--ref-dir', default=os.environ.get('SCALENET_REF'),
                         help='checkout of Eli-YiLi/ScaleNet (reference column)')

@@ -136,7 +136,7 @@ def pipeline(size, batch, threads, batches):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='resnet50_v1b', help='a gluoncv model name')
-    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--size', '--input-size', dest='size', type=int, default=224)
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--iters', type=int, default=6, help='batches per timing (first 2 untimed)')

@@ -37,6 +37,21 @@ def parse_rgb(text, flag):
     return values
 
 
+def rgb_flags_to_unit_scale(args):
+    """GluonCV's ``--rgb-mean``/``--rgb-std`` (0-255 scale, train_imagenet.py's flags)
+    written into ``args.mean``/``args.std`` (the [0,1] scale of the data_config), so that
+    every command line takes both spellings; ValueError naming the flags when both
+    scales are given or a value is not three numbers."""
+    for scaled, plain in (('rgb_mean', 'mean'), ('rgb_std', 'std')):
+        text = getattr(args, scaled, None)
+        if text is None:
+            continue
+        if getattr(args, plain) is not None:
+            raise ValueError('--%s and --%s both given: give one' % (scaled.replace('_', '-'), plain))
+        values = parse_rgb(text, '--' + scaled.replace('_', '-'))
+        setattr(args, plain, ','.join(repr(v / 255.0) for v in values))
+
+
 def run_record(params):
     """``(params file, record)`` for ``--params``: a ``train_imagenet.py`` run directory
     means its ``last.params``; the record is the run's ``model.json`` beside the file,

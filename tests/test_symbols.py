@@ -470,12 +470,35 @@ def test_export_defaults_to_the_registry_data_config(tmp_path):
         symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size, classes=5)
 
 
+def test_cli_takes_the_trainers_flag_spellings(tmp_path):
+    """One flag vocabulary: --batch-size, --num-classes and --rgb-mean/--rgb-std (0-255,
+    train_imagenet.py's) give the same export as --batch, --classes, --mean/--std."""
+    from symbols.export import main
+    name = _cli_model()
+    size = max(gluon_nets.get_model_info(name).min_input_size, 32)
+    records = []
+    for out, argv in (('a', ['--batch', '2', '--classes', '10', '--mean', '0.5,0.25,0.125',
+                             '--std', '0.2,0.2,0.4']),
+                      ('b', ['--batch-size', '2', '--num-classes', '10',
+                             '--rgb-mean', '127.5,63.75,31.875', '--rgb-std', '51,51,102'])):
+        assert main(['--model', name, '--input-size', str(size), '--no-optimize',
+                     '--out', str(tmp_path / out)] + argv) == 0
+        with open(str(tmp_path / out / (name + '-deploy.json'))) as f:
+            records.append(json.load(f))
+    for key in ('input_shape', 'data_config'):
+        assert records[0][key] == records[1][key], key
+    assert records[1]['input_shape'][0] == 2 and records[1]['data_config']['num_classes'] == 10
+    assert np.allclose(records[1]['data_config']['mean'], (0.5, 0.25, 0.125))
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--model', 'no_such_net'], 'unknown model'),
     (['--fuse', '--format', 'onnx'], '--fuse applies'),
     (['--format', 'int8'], 'calibration'),
     (['--params', '/nonexistent.params'], 'does not exist'),
     (['--model-kwargs', '[1]'], 'JSON object'),
+    (['--rgb-mean', '1,2,3', '--mean', '0.1,0.1,0.1'], '--rgb-mean and --mean both given'),
+    (['--rgb-std', '1,2'], '--rgb-std must be three comma-separated numbers'),
 ])
 def test_cli_bad_input_is_a_clear_error(argv, message, tmp_path, capsys):
     from symbols.export import main

@@ -156,18 +156,11 @@ def check_args(args):
                         % ('ten-crop' if args.ten_crop else 'five-crop'))
     if args.interpolation and args.npy:
         raise EvalError('--interpolation: --npy holds preprocessed images (nothing to resize)')
-    for scaled, plain in (('rgb_mean', 'mean'), ('rgb_std', 'std')):
-        text = getattr(args, scaled)
-        if text is None:
-            continue
-        if getattr(args, plain) is not None:
-            raise EvalError('--%s and --%s both given: give one' % (scaled.replace('_', '-'), plain))
-        from symbols.zoo import parse_rgb
-        try:
-            values = parse_rgb(text, '--' + scaled.replace('_', '-'))
-        except ValueError as err:
-            raise EvalError(str(err)) from None
-        setattr(args, plain, ','.join(repr(v / 255.0) for v in values))
+    from symbols.zoo import rgb_flags_to_unit_scale
+    try:
+        rgb_flags_to_unit_scale(args)
+    except ValueError as err:
+        raise EvalError(str(err)) from None
     args.contexts = parse_contexts(args.ctx, args.num_gpus)
     check_dtype(args.dtype, args.contexts)
     if args.dtype == 'float16' and args.onnx:
