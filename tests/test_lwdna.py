@@ -412,3 +412,30 @@ def test_norm_kwargs_reach_every_batchnorm_and_the_nets_built_from_hh():
     padded = lwdna.pad_widths(small, 8)
     assert padded.config != small.config and padded.norm_kwargs == {'epsilon': eps}
     assert relative_error(padded(x).asnumpy(), small(x).asnumpy()) < 1e-5
+
+
+@pytest.mark.parametrize('content, message', [
+    ('[1, 2]', 'does not fit lwdna_resnet18: config must be a dict'),
+    ('{"stem": 64}', 'does not fit lwdna_resnet18: config lacks blocks, stage_out'),
+    ('nope', 'is not valid JSON'),
+    (None, 'is a directory, not a JSON file'),
+])
+def test_a_bad_lwdna_config_file_is_refused_up_front_naming_the_file(tmp_path, content, message):
+    """--lwdna-config is read and checked against the model's depth in the plugin's
+    check, before any work, and the one-line error names the file."""
+    from types import SimpleNamespace
+    from gluon_nets.models.lwdna import default_config
+    from gluon_nets.models.lwdna.training import LWDNATraining
+    path = tmp_path / 'config.json'
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    args = SimpleNamespace(lwdna_ratio=None, lwdna_config=str(path), resume=None, horovod=False)
+    with pytest.raises(ValueError) as err:
+        LWDNATraining().check(args, get_model_info('lwdna_resnet18'))
+    assert str(err.value).startswith('--lwdna-config %s ' % path) and message in str(err.value)
+    path = tmp_path / 'good.json'
+    path.write_text(json.dumps(default_config(18, 0.25)))
+    LWDNATraining().check(SimpleNamespace(**dict(vars(args), lwdna_config=str(path))),
+                          get_model_info('lwdna_resnet18'))     # a config that fits passes

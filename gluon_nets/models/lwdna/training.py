@@ -66,6 +66,28 @@ def _is_searched_net(info):
     return info.name.startswith('lwdna_')
 
 
+def _read_config_file(path, info):
+    """The JSON configuration at ``path`` (``--lwdna-config``) as written, after checking
+    it fits ``info``'s ResNet depth; one-line ValueError naming the file otherwise."""
+    from .config import validate_config
+    if os.path.isdir(path):
+        raise ValueError('--lwdna-config %s is a directory, not a JSON file' % path)
+    if not os.path.isfile(path):
+        raise ValueError('--lwdna-config %s does not exist' % path)
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError('--lwdna-config %s is not valid JSON (%s)' % (path, err)) from None
+    depth = int(info.canonical_name.rsplit('resnet', 1)[1])     # lwdna_resnet<depth>
+    try:
+        validate_config(config, depth)
+    except ValueError as err:
+        raise ValueError('--lwdna-config %s does not fit %s: %s'
+                         % (path, info.canonical_name, err)) from None
+    return config
+
+
 class LWDNATraining(TrainingPlugin):
     """The LW-DNA flow: search an hh_* net, then train the searched lwdna_* net."""
 
@@ -98,8 +120,8 @@ class LWDNATraining(TrainingPlugin):
         if config and not _is_searched_net(info):
             raise ValueError('--lwdna-config trains a searched configuration: use an lwdna_* '
                              'model (got %s)' % info.name)
-        if config and not args.resume and not os.path.isfile(config):
-            raise ValueError('--lwdna-config %s does not exist' % config)
+        if config and not args.resume:
+            _read_config_file(config, info)
 
     def build(self, session):
         """``(net, name, kwargs)`` for the two LW-DNA flows, None otherwise."""
@@ -114,12 +136,7 @@ class LWDNATraining(TrainingPlugin):
     def _given_config(self, session):
         config = session.read_json(CONFIG_FILE)
         if config is None:   # a new run: the run directory keeps its own copy
-            with open(session.args.lwdna_config) as f:
-                try:
-                    config = json.load(f)
-                except ValueError as err:
-                    raise ValueError('--lwdna-config %s is not valid JSON (%s)'
-                                     % (session.args.lwdna_config, err)) from None
+            config = _read_config_file(session.args.lwdna_config, session.info)
             session.write_json(CONFIG_FILE, config)
         kwargs = {'config': config}
         return session.make_net(session.name, kwargs), session.name, kwargs
