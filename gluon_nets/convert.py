@@ -29,13 +29,13 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .model_zoo import (ConversionError, ConversionPlan, get_model_info, parse_model_kwargs,
                         pretrained_path, read_mxnet_params, register_converter)
 from .utils.atomic import save_params_atomic
+from .utils.errors import mxnet_error_line
 
 __all__ = ['convert_state_dict', 'register_converter', 'ConversionPlan', 'ConversionError',
            'load_checkpoint', 'normalise_state_dict', 'save_params_atomic', 'main']
@@ -174,17 +174,6 @@ def _problem_report(info, problems, num_ours, num_theirs, num_used):
     return '%s: %s' % (head, '; '.join(parts))
 
 
-def _mxnet_reason(err):
-    """The readable line of an MXNet error (its text carries a C++ stack trace)."""
-    text = str(err).split('Stack trace')[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if 'Check failed' in line or line.startswith('MXNetError'):
-            return line
-    useful = [line for line in lines if not line.startswith(('Traceback', 'File '))]
-    return useful[-1] if useful else type(err).__name__
-
-
 def _is_weights_only_refusal(err):
     """True when ``torch.load(weights_only=True)`` refused a readable pickle because
     it imports something other than tensors and plain values (torch names the global
@@ -252,7 +241,7 @@ def read_symbol_archive(path):
             loaded = mx.nd.load_frombuffer(read(member_name))
         except mx.base.MXNetError as err:
             raise ConversionError('%s: member %s is not an MXNet .params file (%s)' % (
-                path, member_name, _mxnet_reason(err))) from None
+                path, member_name, mxnet_error_line(err))) from None
         if not isinstance(loaded, dict) or not any(
                 k.startswith(('arg:', 'aux:')) for k in loaded):
             raise ConversionError('%s: member %s has no arg:/aux: keys: not a Symbol checkpoint'
@@ -332,7 +321,7 @@ def load_checkpoint(path, trust=False):
         if cause is None:
             raise
         raise ConversionError('cannot read %s as an MXNet .params file (nor is it named '
-                              '.pth/.pt): %s' % (path, _mxnet_reason(cause))) from None
+                              '.pth/.pt): %s' % (path, mxnet_error_line(cause))) from None
 
 
 def main(argv=None):
@@ -364,7 +353,7 @@ def main(argv=None):
             from .utils.paths import write_error_line
             text = write_error_line(err)
         elif isinstance(err, RuntimeError):
-            text = _mxnet_reason(err)
+            text = mxnet_error_line(err)
         else:
             text = str(err)
         print('error: %s' % text, file=sys.stderr)

@@ -37,6 +37,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
+from .utils.errors import mxnet_error_line
+
 __all__ = ['register_model', 'register_alias', 'register_family', 'register_converter',
            'get_model', 'list_models', 'list_families', 'get_model_info', 'get_family',
            'ModelInfo', 'FamilyInfo', 'TrainingPlugin', 'ModelOption', 'ConversionPlan',
@@ -343,19 +345,7 @@ def read_mxnet_params(path):
         return {k: v.asnumpy() for k, v in loaded.items()}
     except Exception as err:  # not an MXNet parameter file (or a list-saved one)
         raise ConversionError('cannot read %s as an MXNet .params file: %s'
-                              % (path, _mxnet_error_line(err))) from None
-
-
-def _mxnet_error_line(err):
-    """The readable line of an MXNet error (its text is a C++ traceback: the line with
-    'Check failed' or 'MXNetError', else the last line that is not a frame)."""
-    text = str(err).split('Stack trace')[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if 'Check failed' in line or line.startswith('MXNetError'):
-            return line
-    useful = [line for line in lines if not line.startswith(('Traceback', 'File '))]
-    return useful[-1] if useful else type(err).__name__
+                              % (path, mxnet_error_line(err))) from None
 
 
 # --------------------------------------------------------------------- family discovery
@@ -819,7 +809,7 @@ def load_transfer_params(net, path, ctx=None, classifier=None, name=None):
             net.load_parameters(path, ctx=ctx)
         except (AssertionError, mx.base.MXNetError, ValueError) as err:
             raise ConversionError('%s does not fit %s: %s'
-                                  % (path, name, _mxnet_error_line(err)[:400])) from None
+                                  % (path, name, mxnet_error_line(err)[:400])) from None
         return 0
     loaded = {k: v for k, v in loaded.items() if k not in dict(skipped)}
     missing = sorted(set(ours) - set(loaded))
