@@ -211,48 +211,64 @@ def table_header(metric, forms):
 
 
 def plot_ladder(json_files, out_png):
-    """A PNG of the ladder: per model, each form's speed over hybridized fp32, one panel
-    per batch size, from ``--json`` files of this script (their own metric)."""
+    """A PNG of the ladder: per model, each form's speed over hybridized fp32 (bars, log
+    scale; the fastest form's ratio written above the model), one panel per batch size,
+    from ``--json`` files of this script (each with its own metric and thread count)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import json
-    results, metrics = [], set()
+    results, metrics, rounds = [], set(), set()
     for path in json_files:
         with open(path) as f:
             doc = json.load(f)
-        metrics.add('%s, %d thread%s' % ('process CPU time' if doc['metric'] == 'cpu'
-                                         else 'wall time', doc['threads'],
-                                         '' if doc['threads'] == 1 else 's'))
+        metrics.add('img/s by %s at %d thread%s' % (
+            'process CPU time' if doc['metric'] == 'cpu' else 'wall time', doc['threads'],
+            '' if doc['threads'] == 1 else 's'))
+        if doc.get('runs'):
+            rounds.add('fastest of %d interleaved rounds' % doc['runs'])
         results += [dict(r, metric=doc['metric']) for r in doc['results']]
     batches = sorted({r['batch'] for r in results})
-    forms = [f for f in LADDER if f != 'hybridized' and any(f in r['cpu_img_s'] for r in results)]
-    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
+    forms = [f for f in LADDER if f != 'hybridized'
+             and any(f in r[r['metric'] + '_img_s'] for r in results)]
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.8 * len(batches), 4.6), squeeze=False)
     for ax, batch in zip(axes[0], batches):
         rows = [r for r in results if r['batch'] == batch]
         width = 0.8 / max(1, len(forms))
         for k, form in enumerate(forms):
-            values = [r[r['metric'] + '_img_s'].get(form, 0) / r[r['metric'] + '_img_s']['hybridized']
-                      for r in rows]
-            ax.bar([i + (k - (len(forms) - 1) / 2) * width for i in range(len(rows))], values,
-                   width, label=form)
+            # a form that could not be built has no bar (0 cannot sit on a log axis)
+            xs, values = [], []
+            for i, r in enumerate(rows):
+                speeds = r[r['metric'] + '_img_s']
+                if speeds.get(form):
+                    xs.append(i + (k - (len(forms) - 1) / 2) * width)
+                    values.append(speeds[form] / speeds['hybridized'])
+            ax.bar(xs, values, width, label=form)
+        for i, r in enumerate(rows):
+            speeds = r[r['metric'] + '_img_s']
+            best = max(speeds, key=speeds.get)
+            ax.annotate('%s\n%.1fx' % (best, speeds[best] / speeds['hybridized']),
+                        (i, speeds[best] / speeds['hybridized']), xytext=(0, 3),
+                        textcoords='offset points', ha='center', va='bottom', fontsize=6.5)
         ax.axhline(1.0, color='black', linewidth=0.8)
         ax.axhline(2.5, color='grey', linewidth=0.8, linestyle='--')
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r['model'] for r in rows], rotation=25, ha='right', fontsize=8)
-        ax.set_title('batch %d, %d px' % (batch, rows[0]['size']))
-        ax.set_ylabel('speed / hybridized fp32')
+        ax.set_title('batch %d, %d px' % (batch, rows[0]['size']), fontsize=10)
+        ax.set_ylabel('img/s of the form / img/s of hybridized fp32')
         ax.set_yscale('log')
+        ax.set_ylim(0.25, 11)
         ax.set_yticks([0.25, 0.5, 1, 2, 4, 8])
         ax.set_yticklabels(['0.25x', '0.5x', '1x', '2x', '4x', '8x'])
         ax.minorticks_off()
-    axes[0][0].legend(fontsize=7, ncol=2)
-    fig.suptitle('deploy ladder (%s; dashed: the 2.5x target)' % '; '.join(sorted(metrics)),
+    axes[0][0].legend(fontsize=7, ncol=len(forms), loc='lower left')
+    fig.suptitle('Deploy ladder: speed of each form over hybridized fp32 (1x, solid line); '
+                 'dashed: the 2.5x target\n%s' % '; '.join(sorted(metrics) + sorted(rounds)),
                  fontsize=9)
     fig.tight_layout()
     from gluon_nets.utils.atomic import atomic_path
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=80, format='png')
+        fig.savefig(tmp, dpi=100, format='png')
     plt.close(fig)
 
 
@@ -320,7 +336,7 @@ def main(argv=None):
             results += model_results
             notes += model_notes
             if args.json:   # what was measured so far survives a later model's crash
-                _write(args.json, threads, metric, forms, results, notes)
+                _write(args.json, threads, metric, forms, results, notes, args.runs, args.warmup)
     print('# %d threads (OMP_NUM_THREADS); img/s by %s time from the fastest of %d interleaved '
           'rounds after %d warm-up calls' % (threads, 'process CPU' if metric == 'cpu' else 'wall',
                                              args.runs, args.warmup))
@@ -328,14 +344,15 @@ def main(argv=None):
     for note in notes:
         print('# not measured: %s' % note)
     if args.json:
-        _write(args.json, threads, metric, forms, results, notes)
+        _write(args.json, threads, metric, forms, results, notes, args.runs, args.warmup)
     return 0
 
 
-def _write(path, threads, metric, forms, results, notes):
+def _write(path, threads, metric, forms, results, notes, runs=None, warmup=None):
     from gluon_nets.utils.atomic import write_json_atomic
     write_json_atomic(path, {'threads': threads, 'metric': metric, 'forms': forms,
-                             'results': results, 'notes': notes})
+                             'runs': runs, 'warmup': warmup, 'results': results,
+                             'notes': notes})
 
 
 if __name__ == '__main__':
