@@ -72,7 +72,8 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
             # what ``python -m symbols.export`` ships by default: the optimized graph
             # (BN folded, exact rewrites), then the format's own passes
             out = symbols.export(net, workdir, name, format=fmt, calib_data=calib,
-                                 num_calib_examples=args.num_calib, optimize=True, **common)
+                                 num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
+                                 optimize=True, **common)
             exported[fmt] = out['files']
         except symbols.ExportError as err:
             notes.append('%s %s: %s' % (name, fmt, err))
@@ -293,6 +294,8 @@ def main(argv=None):
     parser.add_argument('--agreement', type=int, default=0,
                         help='with --dataset: top-1 agreement vs fp32 on this many val images')
     parser.add_argument('--num-calib', type=int, default=256)
+    parser.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
+                        help='int8 calibration (as python -m symbols.export --calib-mode)')
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--json', default=None, help='also write the results to this file')
