@@ -198,37 +198,16 @@ def main(argv=None):
     """Run the evaluator on ``argv`` (default: the command line); returns the exit status.
     SIGINT/SIGTERM stop it with one line and 130/143 (no traceback, no silent death)."""
     import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return _main(argv)
-    pid = os.getpid()
-
-    def stop(signum, frame):
-        if os.getpid() != pid:       # a forked data worker: die of the signal, silently
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise _Stopped(signum)
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for signum, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(signum, stop)
+    from ..utils.signals import Interrupted, StopSignals
+    stops = StopSignals()       # installs nothing outside the main thread
+    stops.install()
     try:
         return _main(argv)
-    except _Stopped as stopped:
+    except Interrupted as stopped:
         print('eval.py: stopped by %s' % signal.Signals(stopped.signum).name, file=sys.stderr)
         return 128 + stopped.signum
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class _Stopped(BaseException):
-    """SIGINT/SIGTERM arrived (a BaseException: no ``except Exception`` swallows it)."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
+        stops.uninstall()
 
 
 def _main(argv=None):

@@ -5,4 +5,5 @@
 * :mod:`.metrics` -- top-k accuracy tallies
 * :mod:`.errors`  -- the readable line of an MXNet error
 * :mod:`.devices` -- ``--ctx``/``--num-gpus``/``--dtype`` checks
+* :mod:`.signals` -- SIGTERM/SIGINT that stop a command with one line
 """
