@@ -202,6 +202,47 @@ def test_a_kill_at_each_commit_step_is_repaired_by_resume(one_epoch, tmp_path, m
     _assert_consistent(run, 2)
 
 
+def _two_conv_net():
+    """Children made outside a name scope get process-wide names (``conv9_``): the
+    same net built later in a process has other names, in another sorted order."""
+    class TwoConv(mx.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            self.first = mx.gluon.nn.Conv2D(4, 3, in_channels=3)
+            self.second = mx.gluon.nn.Conv2D(8, 1, in_channels=4)
+
+        def hybrid_forward(self, F, x):
+            return self.second(self.first(x))
+    net = TwoConv()
+    net.initialize(mx.init.Xavier())
+    return net
+
+
+def test_trainer_states_follow_structural_names_not_process_counters(tmp_path):
+    from mxnet import autograd
+    mx.random.seed(3)
+    net = _two_conv_net()
+    trainer = mx.gluon.Trainer(net.collect_params(), 'sgd', {'momentum': 0.9})
+    with autograd.record():
+        loss = net(mx.nd.ones((2, 3, 6, 6))).sum()
+    loss.backward()
+    trainer.step(2)
+    path = str(tmp_path / 'epoch-0000.states')
+    checkpoint.save_trainer_states(trainer, path, net)
+    momentum = {name: trainer._updaters[0].states[trainer._params.index(param)].asnumpy()
+                for name, param in net._collect_params_with_prefix().items()}
+    for _ in range(7):          # move the process-wide conv counter past a decade
+        mx.gluon.nn.Conv2D(1, 1)
+    again = _two_conv_net()
+    assert [p.name for p in again.collect_params().values()] != \
+        [p.name for p in net.collect_params().values()]
+    fresh = mx.gluon.Trainer(again.collect_params(), 'sgd', {'momentum': 0.9})
+    checkpoint.load_trainer_states(fresh, path, net=again)
+    for name, param in again._collect_params_with_prefix().items():
+        state = fresh._updaters[0].states[fresh._params.index(param)]
+        assert (state.asnumpy() == momentum[name]).all(), name
+
+
 # ------------------------------------------------------------------------- the save dir
 def test_a_save_dir_holding_a_run_is_refused_untouched_unless_overwrite(plugin, one_epoch,
                                                                         tmp_path, capsys):

@@ -277,14 +277,42 @@ def _index(key):
     return int(key) if re.match(r'^-?\d+$', key) else key
 
 
-def save_trainer_states(trainer, path):
+def _structural_names(trainer, net):
+    """The structural name (``features.0.weight``) of each of ``trainer``'s parameters,
+    in its index order, or None without ``net``.
+
+    Why: ``gluon.Trainer`` orders a ParameterDict by its keys, Gluon's auto-generated
+    names (``conv9_bias``), which depend on how many blocks the process built before
+    this net; the structural names do not, so a states file is matched by them."""
+    if net is None:
+        return None
+    by_id = {id(param): name for name, param in net._collect_params_with_prefix().items()}
+    names = [by_id.get(id(param)) for param in trainer._params]
+    return names if None not in names else None
+
+
+def _index_remap(saved_names, names, what, path):
+    """index in the file -> index in this trainer, by structural parameter name."""
+    if not saved_names or names is None:
+        return lambda index: index
+    if not isinstance(saved_names, list) or sorted(map(str, saved_names)) != sorted(names):
+        missing = sorted(set(names) - set(map(str, saved_names)))
+        raise CheckpointError('%s %s does not fit this model: its parameters differ (%s)' % (
+            what, path, 'missing %s' % missing[0] if missing else 'other names'))
+    position = {name: index for index, name in enumerate(names)}
+    return lambda index: position[saved_names[index]] \
+        if isinstance(index, int) and 0 <= index < len(saved_names) else index
+
+
+def save_trainer_states(trainer, path, net=None):
     """Write ``trainer``'s optimiser states to ``path`` without pickle (atomically).
 
     One ``mx.nd.save`` file: every state array (momentum buffers; for multi-precision
     also the float32 master weights) under ``s<param index>[.<i>]``, and a JSON record
     (format, optimiser class, ``num_update``, per-device per-parameter update counts,
-    the state layout) as a uint8 array under ``__structure__``. The learning-rate
-    schedule is a function of ``num_update``: the trainer rebuilds it from the flags."""
+    the state layout and, given the ``net``, each index's structural parameter name) as
+    a uint8 array under ``__structure__``. The learning-rate schedule is a function of
+    ``num_update``: the trainer rebuilds it from the flags."""
     import mxnet as mx
     import numpy as np
     updater = _updaters(trainer)[0]
@@ -301,6 +329,9 @@ def save_trainer_states(trainer, path):
                                 for device, counts in optimizer._all_index_update_counts.items()},
         'states': layout,
     }
+    names = _structural_names(trainer, net)
+    if names is not None:
+        structure['param_names'] = names
     blob = np.frombuffer(json.dumps(structure, sort_keys=True).encode('utf-8'), dtype=np.uint8)
     arrays[_STRUCTURE_KEY] = mx.nd.array(blob, dtype='uint8')
     with atomic_path(path, suffix='.states') as tmp:
@@ -322,9 +353,11 @@ def states_file_kind(path, what='states'):
                           % (what, path, 'empty' if not head else 'truncated or of another format'))
 
 
-def load_trainer_states(trainer, path, trust=False, what='states'):
+def load_trainer_states(trainer, path, trust=False, what='states', net=None):
     """Load states written by :func:`save_trainer_states` into ``trainer`` (every
     device's updater; the optimiser keeps its own schedule and hyper-parameters).
+    Given the ``net``, a file that records structural parameter names is matched by
+    them (older files: by index).
 
     A pickled file (MXNet's format) is refused with :class:`CheckpointError` unless
     ``trust`` (then a warning names it and MXNet's ``load_states`` unpickles it)."""
@@ -358,6 +391,12 @@ def load_trainer_states(trainer, path, trust=False, what='states'):
     if structure['optimizer'] != name:
         raise CheckpointError('%s %s holds %s states; this run uses %s'
                               % (what, path, structure['optimizer'], name))
+    remap = _index_remap(structure.get('param_names'), _structural_names(trainer, net),
+                         what, path)
+    structure['states'] = {str(remap(_index(k))): v for k, v in structure['states'].items()}
+    structure['index_update_counts'] = {
+        device: {str(remap(_index(i))): c for i, c in per.items()}
+        for device, per in structure['index_update_counts'].items()}
     states = {_index(k): _unflatten(v, arrays, path) for k, v in structure['states'].items()}
     params = trainer._params
     for index, state in states.items():
@@ -479,7 +518,7 @@ class RunDir:
         if trainer is not None:
             path = self.file(stem + '.states')
             try:
-                save_trainer_states(trainer, path)
+                save_trainer_states(trainer, path, net)
             except OSError:
                 raise
             except CheckpointError:

@@ -473,7 +473,8 @@ def _build_optimiser(state):
     if record is not None:
         if record.get('states'):
             load_trainer_states(trainer, state.run_dir.file(record['states']),
-                                trust=args.trust_checkpoint, what='--resume: checkpoint')
+                                trust=args.trust_checkpoint, what='--resume: checkpoint',
+                                net=net)
             # the schedule is a pure function of the update count: a rebuilt one continues it
             # (and follows a --num-epochs given on --resume)
             trainer._optimizer.lr_scheduler = scheduler
@@ -492,7 +493,7 @@ def _build_optimiser(state):
                     state.start_epoch, record.get('num_update', -1), trainer.learning_rate)
     elif args.resume_states:
         load_trainer_states(trainer, os.path.expanduser(args.resume_states),
-                            trust=args.trust_checkpoint, what='--resume-states')
+                            trust=args.trust_checkpoint, what='--resume-states', net=net)
     if args.resume_epoch and record is None:
         state.start_epoch = args.resume_epoch
     if state.overrides:
