@@ -13,21 +13,25 @@ shared machine hits all of them alike):
 
 * ``ref``      the reference model, ``torch.set_num_threads(threads)``, eval, no_grad
 * ``hyb``      ours, ``hybridize(static_alloc=True, static_shape=True)``
+* ``opt``      ours after ``gluon_nets.inference.optimize(net, input_shape=x.shape)``
+               (what eval.py and ``symbols.export`` ship; exact to 1e-5)
 * ``fused``    ours, ``optimize_for(x, 'MKLDNN')`` (oneDNN folds conv+BN(+add)(+ReLU))
 * ``*_noed``   the same with ``ed=False`` (the plain ResNet / ResNeXt baseline)
 
 ``--op-profile`` instead prints, per MXNet operator, the time of ours with and without the
 ED path (MXNet profiler, bulk execution off), to show where the ED path's time goes.
 
-Ratios: ``ours/ref`` = img/s of ours over the reference; ``ED cost`` = time with the ED
-path over time without it, minus one.
+Ratios: ``ours/ref`` = img/s of ours over the reference, by wall time and by process CPU
+time (median of the rounds; at ``--threads 1`` the CPU column is the one a loaded machine
+disturbs least, at ``--threads 2`` read the wall column); ``ED cost`` = wall time with
+the ED path over time without it, minus one.
 """
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, interleaved, set_threads  # noqa: E402  (before mxnet)
+from common import format_table, interleaved_wall_cpu, set_threads  # noqa: E402  (before mxnet)
 
 REF_CALLS = {'ed_resnet50': ('ed_resnet', 'resnet50_ed'),
              'ed_resnet101': ('ed_resnet', 'resnet101_ed'),
@@ -40,6 +44,10 @@ REF_CALLS = {'ed_resnet50': ('ed_resnet', 'resnet50_ed'),
              'ed_se_resnext50_32x4d': ('ed_se_resnext', 'se_resnext50_ed'),
              'ed_se_resnext101_32x4d': ('ed_se_resnext', 'se_resnext101_ed'),
              'ed_se_resnext152_32x4d': ('ed_se_resnext', 'se_resnext152_ed')}
+
+
+HEADER = ('model', 'batch', 'variant', 'img/s (wall)', 'img/s (CPU)', 'ours/ref (wall)',
+          'ours/ref (CPU)', 'ED cost (wall)', 'rel diff')
 
 
 def torch_reference(name, ref_dir, **kwargs):
@@ -107,8 +115,9 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--size', '--input-size', dest='size', type=int, default=224)
     parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--variants', default='ref,hyb,hyb_noed,fused,fused_noed',
-                        help='comma-separated subset of ref,hyb,hyb_noed,fused,fused_noed')
+    parser.add_argument('--variants', default='ref,hyb,opt,hyb_noed,fused,fused_noed',
+                        help='comma-separated subset of ref,hyb,opt,fused and their '
+                             '*_noed forms (hyb_noed, opt_noed, fused_noed)')
     parser.add_argument('--ref-dir', default=None, help='checkout of megvii-research/ED-Net')
     parser.add_argument('--op-profile', action='store_true',
                         help='per-operator time with and without the ED path (no reference)')
@@ -118,12 +127,19 @@ def main(argv=None):
         os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'   # one profiler entry per operator
         return op_profile(args, threads)
 
+    import statistics
     import mxnet as mx
     import numpy as np
     from gluon_nets import get_model
     from gluon_nets.convert import convert_state_dict
+    from gluon_nets.inference import optimize
 
     variants = args.variants.split(',')
+    known = {'ref'} | {m + o for m in ('hyb', 'opt', 'fused') for o in ('', '_noed')}
+    unknown = [v for v in variants if v not in known]
+    if unknown:
+        parser.error('--variants: unknown %s (known: %s)' % (','.join(unknown),
+                                                             ','.join(sorted(known))))
     want_ref = 'ref' in variants
     torch = None
     if want_ref:
@@ -174,6 +190,8 @@ def main(argv=None):
                     net = convert_state_dict(name, state)
                 if mode == 'fused':
                     net.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
+                elif mode == 'opt':
+                    net = optimize(net, input_shape=x.shape)
                 else:
                     net.hybridize(static_alloc=True, static_shape=True)
 
@@ -183,7 +201,9 @@ def main(argv=None):
                     return out
                 outputs[variant] = step().asnumpy()
                 steps[variant] = step
-            seconds = interleaved(steps, args.rounds)
+            times = interleaved_wall_cpu(steps, args.rounds)
+            wall = {k: statistics.median(v[0]) for k, v in times.items()}
+            cpu = {k: statistics.median(v[1]) for k, v in times.items()}
             base = outputs.get('ref', outputs.get('hyb'))
             for variant in variants:
                 err = ''
@@ -191,20 +211,21 @@ def main(argv=None):
                     err = '%.1e' % (np.abs(outputs[variant] - base).max()
                                     / max(np.abs(base).max(), 1e-12))
                 mode = variant.split('_')[0]
-                vs_ref = ('%.2fx' % (seconds['ref'] / seconds[variant])
-                          if 'ref' in seconds and variant != 'ref' else '')
+                vs_ref = vs_ref_cpu = ''
+                if 'ref' in wall and variant != 'ref':
+                    vs_ref = '%.2fx' % (wall['ref'] / wall[variant])
+                    vs_ref_cpu = '%.2fx' % (cpu['ref'] / cpu[variant])
                 noed = '%s_noed' % mode
-                ed_cost = ('%+.1f%%' % (100 * (seconds[variant] / seconds[noed] - 1))
-                           if noed in seconds and variant != noed and variant != 'ref' else '')
-                rows.append((name, batch, variant, '%.2f' % (batch / seconds[variant]),
-                             '%.1f' % (1e3 * seconds[variant]), vs_ref, ed_cost, err))
-            print(format_table(('model', 'batch', 'variant', 'img/s', 'ms/batch', 'ours/ref',
-                                'ED cost', 'rel diff'), rows[-len(variants):]), flush=True)
+                ed_cost = ('%+.1f%%' % (100 * (wall[variant] / wall[noed] - 1))
+                           if noed in wall and variant != noed and variant != 'ref' else '')
+                rows.append((name, batch, variant, '%.2f' % (batch / wall[variant]),
+                             '%.2f' % (batch / cpu[variant]), vs_ref, vs_ref_cpu, ed_cost, err))
+            print(format_table(HEADER, rows[-len(variants):]), flush=True)
     print()
-    print('threads=%d, input %d px, %d interleaved rounds (median); machine: %s'
-          % (threads, args.size, args.rounds, os.uname().nodename))
-    print(format_table(('model', 'batch', 'variant', 'img/s', 'ms/batch', 'ours/ref',
-                        'ED cost', 'rel diff'), rows))
+    print('threads=%d, input %d px, %d interleaved rounds (median); machine: %s; load %s'
+          % (threads, args.size, args.rounds, os.uname().nodename,
+             ' '.join('%.2f' % v for v in os.getloadavg())))
+    print(format_table(HEADER, rows))
     return 0
 
 

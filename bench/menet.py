@@ -16,8 +16,15 @@ rounds, so that the load of a shared machine hits all of them alike):
 * ``hyb``     ours as built by ``get_model``, ``hybridize(static_alloc, static_shape)``
 * ``folded``  ours after :func:`gluon_nets.models.menet.fold_batchnorm` (inference-only
               deployment form: every BN folded into its conv), hybridized likewise
+* ``opt``     ours after ``gluon_nets.inference.optimize(net, input_shape=x.shape)`` (what
+              eval.py and ``symbols.export`` ship: BN folded, odd widths padded, the
+              oneDNN partitioner where it is faster; exact to 1e-5)
 * ``mkldnn``  (``--mkldnn``) ours, ``hybridize(backend='MKLDNN')`` (oneDNN's own
               conv+BN(+add)(+ReLU) fusion), for comparison
+
+Columns: img/s from the median wall time and from the median process CPU time of the
+rounds, and ours/ref by both (at ``--threads 1`` read the CPU columns, which a loaded
+machine disturbs least; at ``--threads 2`` the wall columns).
 
 ``OMP_NUM_THREADS`` is set before MXNet loads (MXNet reads it once).
 """
@@ -29,7 +36,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (format_table, interleaved_times, optional_torch,  # noqa: E402
+from common import (format_table, interleaved_wall_cpu, optional_torch,  # noqa: E402
                     set_threads)
 
 
@@ -73,6 +80,10 @@ def _ours(name, state_dict, variant, x):
     from gluon_nets.convert import convert_state_dict
     from gluon_nets.models.menet import fold_batchnorm
     net = convert_state_dict(name, state_dict)
+    if variant == 'opt':
+        from gluon_nets.inference import optimize
+        fast = optimize(net, input_shape=x.shape)
+        return fast, lambda: fast(x).wait_to_read()
     if variant == 'folded':
         fold_batchnorm(net)
     options = dict(static_alloc=True, static_shape=True)
@@ -94,8 +105,18 @@ def main(argv=None):
                         help='timed rounds (default: 30 at batch 1, 6 otherwise)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--ref-dir', default=None, help='checkout of clavichord93/MENet')
+    parser.add_argument('--variants', default='hyb,folded,opt',
+                        help='comma-separated subset of hyb,folded,opt,mkldnn (ref is added '
+                             'with --ref-dir)')
     parser.add_argument('--mkldnn', action='store_true', help='also time backend=MKLDNN')
     args = parser.parse_args(argv)
+    variants = [v for v in args.variants.split(',') if v]
+    if args.mkldnn and 'mkldnn' not in variants:
+        variants.append('mkldnn')
+    unknown = sorted(set(variants) - {'hyb', 'folded', 'opt', 'mkldnn'})
+    if unknown or not variants:
+        parser.error('--variants: unknown or none: %s (known: hyb,folded,opt,mkldnn)'
+                     % ','.join(unknown))
     threads = set_threads(args.threads)
 
     import numpy as np
@@ -118,7 +139,6 @@ def main(argv=None):
             x_np = rng.uniform(0, 1, (batch, 3, 224, 224)).astype(np.float32)
             x = mx.nd.array(x_np)
             steps, outputs = {}, {}
-            variants = ['hyb', 'folded'] + (['mkldnn'] if args.mkldnn else [])
             for variant in variants:
                 if state_dict is not None:
                     ours, steps[variant] = _ours(name, state_dict, variant, x)
@@ -135,16 +155,24 @@ def main(argv=None):
                     outputs['ref'] = reference(x_torch).numpy()
                 steps['ref'] = ref_step
             rounds = args.rounds or (30 if batch == 1 else 6)
-            times = interleaved_times(steps, rounds, warmup=args.warmup)
-            median = {key: statistics.median(values) for key, values in times.items()}
-            base = outputs.get('ref', outputs['hyb'])
+            times = interleaved_wall_cpu(steps, rounds, warmup=args.warmup)
+            wall = {key: statistics.median(values[0]) for key, values in times.items()}
+            cpu = {key: statistics.median(values[1]) for key, values in times.items()}
+            base = outputs.get('ref', outputs[variants[0]])
             for key in steps:
                 err = (np.abs(outputs[key] - base).max() / np.abs(base).max())
-                ratio = ('%.2fx' % (median['ref'] / median[key])) if 'ref' in median else '-'
-                rows.append((name, batch, threads, key, '%.1f' % (batch / median[key]),
-                             '%.1f' % (batch / min(times[key])), ratio, '%.1e' % err))
-    print(format_table(('model', 'batch', 'threads', 'variant', 'img/s (median)',
-                        'img/s (best)', 'vs ref (median)', 'rel. diff of logits'), rows))
+                ratio = ratio_cpu = '-'
+                if 'ref' in wall:
+                    ratio = '%.2fx' % (wall['ref'] / wall[key])
+                    ratio_cpu = '%.2fx' % (cpu['ref'] / cpu[key])
+                rows.append((name, batch, threads, key, '%.1f' % (batch / wall[key]),
+                             '%.1f' % (batch / min(times[key][0])),
+                             '%.1f' % (batch / cpu[key]), ratio, ratio_cpu, '%.1e' % err))
+    print('threads=%d, 224 px, interleaved rounds (median); load %s'
+          % (threads, ' '.join('%.2f' % v for v in os.getloadavg())))
+    print(format_table(('model', 'batch', 'threads', 'variant', 'img/s (wall median)',
+                        'img/s (wall best)', 'img/s (CPU median)', 'vs ref (wall)',
+                        'vs ref (CPU)', 'rel. diff of logits'), rows))
     return 0
 
 
@@ -159,6 +187,10 @@ def _ours_from(net, name, variant, x):
     source = net._collect_params_with_prefix()
     for key, param in copy._collect_params_with_prefix().items():
         param.set_data(source[key].data())
+    if variant == 'opt':
+        from gluon_nets.inference import optimize
+        fast = optimize(copy, input_shape=x.shape)
+        return fast, lambda: fast(x).wait_to_read()
     if variant == 'folded':
         fold_batchnorm(copy)
     copy.hybridize(static_alloc=True, static_shape=True,

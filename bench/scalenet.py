@@ -13,17 +13,22 @@ Variants, timed in interleaved rounds (median over rounds) so that the load of a
 machine hits all of them alike:
 
 * ``ours``  ``hybridize(static_alloc=True, static_shape=True)``
+* ``opt``   ours after ``gluon_nets.inference.optimize(net, input_shape=x.shape)`` (what
+            eval.py and ``symbols.export`` ship; exact to 1e-5); ``--no-opt`` leaves it out
 * ``ref``   the reference model, ``torch.set_num_threads(threads)``, eval, no_grad
 * ``r50``   gluoncv ``resnet50_v1b`` (4.1 GMACs), hybridized the same way
 
-Columns give img/s; ``ours/ref`` and ``ours/r50`` are ratios of img/s (> 1: ours faster).
+Columns give img/s from the median wall time and from the median process CPU time of the
+rounds; ``/ref`` and ``/r50`` are ratios of img/s (> 1: ours faster). At ``--threads 1``
+read the CPU columns (a loaded machine disturbs them least), at ``--threads 2`` the wall
+columns.
 """
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (format_table, interleaved, optional_torch,  # noqa: E402
+from common import (format_table, interleaved_wall_cpu, optional_torch,  # noqa: E402
                     set_threads)
 
 _REF_FILE = os.path.join('pytorch', 'scalenet.py')
@@ -64,6 +69,8 @@ def main(argv=None):
     parser.add_argument('--ref-dir', default=os.environ.get('SCALENET_REF'),
                         help='checkout of Eli-YiLi/ScaleNet (reference column)')
     parser.add_argument('--no-r50', action='store_true', help='leave out resnet50_v1b')
+    parser.add_argument('--no-opt', action='store_true',
+                        help='leave out the optimize()d form of ours')
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
 
@@ -82,6 +89,10 @@ def main(argv=None):
         r50.initialize()
         r50.hybridize(static_alloc=True, static_shape=True)
 
+    import statistics
+    from gluon_nets.inference import optimize
+    header = ['model', 'batch', 'threads', 'clock', 'ours img/s', 'opt img/s', 'ref img/s',
+              'ours/ref', 'opt/ref', 'r50_v1b img/s', 'ours/r50', 'opt/r50']
     rows = []
     for name in args.models.split(','):
         reference = None
@@ -96,6 +107,12 @@ def main(argv=None):
             x_np = np.random.RandomState(0).uniform(-1, 1, (batch, 3, args.size, args.size))
             x = mx.nd.array(x_np)
             steps = {'ours': lambda: net(x).wait_to_read()}
+            if not args.no_opt:
+                fast = optimize(net, input_shape=x.shape)
+                print('%s batch %d: optimize max rel err %.2g, backend %s'
+                      % (name, batch, fast.optimize_report['max_rel_err'],
+                         fast.optimize_report['backend']))
+                steps['opt'] = lambda fast=fast: fast(x).wait_to_read()
             if reference is not None:
                 xt = torch.from_numpy(x_np.astype(np.float32))
 
@@ -109,20 +126,23 @@ def main(argv=None):
                 steps['ref'] = ref_step
             if r50 is not None:
                 steps['r50'] = lambda: r50(x).wait_to_read()
-            secs = interleaved(steps, args.rounds)
-            ips = {k: batch / v for k, v in secs.items()}
-            rows.append([name, batch, threads, '%.1f' % ips['ours'],
-                         '%.1f' % ips['ref'] if 'ref' in ips else '-',
-                         '%.2f' % (ips['ours'] / ips['ref']) if 'ref' in ips else '-',
-                         '%.1f' % ips['r50'] if 'r50' in ips else '-',
-                         '%.2f' % (ips['ours'] / ips['r50']) if 'r50' in ips else '-'])
-            print(format_table(['model', 'batch', 'threads', 'ours img/s', 'ref img/s',
-                                'ours/ref', 'r50_v1b img/s', 'ours/r50'], rows[-1:]),
-                  flush=True)
-    print()
-    print(format_table(['model', 'batch', 'threads', 'ours img/s', 'ref img/s', 'ours/ref',
-                        'r50_v1b img/s', 'ours/r50'], rows))
+            times = interleaved_wall_cpu(steps, args.rounds)
+            for clock, index in (('wall', 0), ('CPU', 1)):
+                ips = {k: batch / statistics.median(v[index]) for k, v in times.items()}
 
+                def cell(key, fmt='%.1f'):
+                    return fmt % ips[key] if key in ips else '-'
+
+                def ratio(a, b):
+                    return '%.2f' % (ips[a] / ips[b]) if a in ips and b in ips else '-'
+                rows.append([name, batch, threads, clock, cell('ours'), cell('opt'),
+                             cell('ref'), ratio('ours', 'ref'), ratio('opt', 'ref'),
+                             cell('r50'), ratio('ours', 'r50'), ratio('opt', 'r50')])
+            print(format_table(header, rows[-2:]), flush=True)
+    print()
+    print('threads=%d, %d px, median of %d interleaved rounds; load %s'
+          % (threads, args.size, args.rounds, ' '.join('%.2f' % v for v in os.getloadavg())))
+    print(format_table(header, rows))
 
 if __name__ == '__main__':
     main()
