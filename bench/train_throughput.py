@@ -17,6 +17,17 @@ times; the median of the rounds is reported):
   ``mx.metric.Accuracy.update`` -- restated here (not copied), timed the same way.
 * data pipeline alone: our train loader, batches of the embedded set at ``--size``
   and at the embedded set's native 32 px, against the model's training img/s.
+
+``--octave`` (a separate table): do OctConv's merged octave paths speed up training?
+One training step (forward + backward under ``autograd.record``, ``Trainer.step``,
+NAG, softmax loss; what ``train_imagenet.py`` runs per batch) of ``--octave-model``
+at alpha 0, and at each ``--octave-alphas`` with the paths merged (the default
+``OctConv2D(merge=True)``: h2l + l2l, and at stride 2 h2h + l2h, one convolution over
+the concatenated inputs) and unmerged (``merge=False``: the reference's four
+convolutions), every variant hybridized (static), timed in turns ``--rounds`` times,
+process CPU time per image at ``--threads`` (use 1) and wall time::
+
+    python bench/train_throughput.py --octave --threads 1 --size 112 --batch 16 --rounds 5
 """
 import argparse
 import os
@@ -133,6 +144,52 @@ def pipeline(size, batch, threads, batches):
     return n / (time.time() - tic)
 
 
+def octave_steps(model, alphas, size, batch, rounds, threads):
+    """{label: (wall s/img, cpu s/img)} of one training step of ``model`` per variant."""
+    import mxnet as mx
+    from mxnet import autograd, gluon
+    from common import interleaved_wall_cpu
+    from gluon_nets import get_model
+    variants = [('alpha 0', 0.0, True)]
+    for alpha in alphas:
+        variants += [('alpha %g merged' % alpha, alpha, True),
+                     ('alpha %g unmerged' % alpha, alpha, False)]
+    x = mx.nd.random.uniform(-1, 1, (batch, 3, size, size))
+    y = mx.nd.array(list(range(batch)), dtype='float32') % 10
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    steps = {}
+    for label, alpha, merge in variants:
+        net = get_model(model, alpha=alpha, classes=10, oct_kwargs={'merge': merge})
+        net.initialize(mx.init.MSRAPrelu())
+        net.hybridize(static_alloc=True, static_shape=True)
+        trainer = gluon.Trainer(net.collect_params(), 'nag',
+                                {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-4})
+
+        def step(net=net, trainer=trainer):
+            with autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            trainer.step(batch)
+            loss.wait_to_read()
+            mx.nd.waitall()
+        steps[label] = step
+    times = interleaved_wall_cpu(steps, rounds, warmup=2)
+    return {label: (statistics.median(w) / batch, statistics.median(c) / batch)
+            for label, (w, c) in times.items()}
+
+
+def octave_main(args, threads):
+    res = octave_steps(args.octave_model, [float(a) for a in args.octave_alphas.split(',')],
+                       args.size, args.batch, args.rounds, threads)
+    base_w, base_c = res['alpha 0']
+    rows = [[label, '%.2f' % (1 / c), '%.2fx' % (base_c / c), '%.2f' % (1 / w),
+             '%.2fx' % (base_w / w)] for label, (w, c) in res.items()]
+    print('%s training step, batch %d, %d px, %d thread(s), median of %d interleaved rounds'
+          % (args.octave_model, args.batch, args.size, threads, args.rounds))
+    print(format_table(['variant', 'img/s (CPU time)', 'vs alpha 0', 'img/s (wall)',
+                        'vs alpha 0'], rows))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='resnet50_v1b', help='a gluoncv model name')
@@ -143,9 +200,15 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=2, help='alternations of the two loops')
     parser.add_argument('--small-model', default='oct_resnet26_v1b',
                         help='zoo model whose 32-px training speed the pipeline is compared with')
+    parser.add_argument('--octave', action='store_true',
+                        help='only the OctConv table: merged vs unmerged octave paths')
+    parser.add_argument('--octave-model', default='oct_resnet50_v1b')
+    parser.add_argument('--octave-alphas', default='0.125,0.5')
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
     sys.path.insert(0, ROOT)
+    if args.octave:
+        return octave_main(args, threads)
     model = _register_gluoncv(args.model)
     tmp = tempfile.mkdtemp(prefix='train_bench_')
     val_rec = _tiny_val_rec(tmp)
