@@ -5,7 +5,7 @@ that MXNet runs on the plain NCHW layout, each costing a dispatch (~10-30 us at 
 and, around oneDNN convolutions, a layout reorder (``bench/profile_kernels.py``):
 
 * the channel shuffle ``Reshape(0, -4, g, -1, -2) -> SwapAxis(1, 2) -> Reshape(0, -3, -2)``;
-* MENet's grouped 1x1 convolutions written per group (``split`` -> g dense convolutions
+* MENet's / ShuffleNet's grouped 1x1 convolutions written per group (``split`` -> g dense convolutions
   -> ``Concat``) and its depthwise convolutions split at the 16-channel boundary
   (``slice_axis`` x 2 -> 2 convolutions -> ``Concat``): kernel-choice workarounds;
 * ``concat_channels``' ``expand_dims`` -> 5-D ``Concat`` -> ``Reshape`` (a training
@@ -345,13 +345,14 @@ def plain_channel_concats(graph, params):
 def pointwise_form(in_channels, out_channels, groups, pixels, current):
     """The form a grouped 1x1 convolution written per group (``current`` 'per_group')
     runs fastest in on MXNet 1.9.1's oneDNN, by our measurements (docs/menet.md):
-    'dense' (block-diagonal weight: x groups multiply-adds, but one 16-blocked kernel and
-    no split/concat of a large map) on maps of >= 28 x 28 pixels; 'grouped' when the
-    widths per group are multiples of 8 (oneDNN's 8/16-blocked grouped kernel); else
-    None (leave it per group: the 4-blocked grouped kernel was 2-5x slower)."""
+    'dense' (block-diagonal weight: x groups multiply-adds, but one blocked kernel, no
+    split/concat of the map, and the shuffle after it folds into its rows) on maps of
+    >= 14 x 14 pixels; 'grouped' when the widths per group are multiples of 8 (oneDNN's
+    8/16-blocked grouped kernel); else None (leave it per group: the 4-blocked grouped
+    kernel was 2-5x slower)."""
     if current != 'per_group':
         return None
-    if pixels >= 28 * 28:
+    if pixels >= 14 * 14:
         return 'dense'
     if (in_channels // groups) % 8 == 0 and (out_channels // groups) % 8 == 0:
         return 'grouped'
