@@ -150,3 +150,37 @@ def test_octconv_net_partitions_with_every_sum_fused_and_is_exact(alpha):
     assert 'broadcast_add' not in _ops(graph)
     x = mx.nd.array(np.random.RandomState(2).uniform(-1, 1, (2, 3, 32, 32)))
     assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
+
+
+def _pointwise_octave(low_channels):
+    """relu(h2h(x) + upsample(l2h(x_l))), 1x1 convolutions, x_l = pool(conv(x))."""
+    data = mx.sym.var('data')
+    x_low = mx.sym.Pooling(_conv(data, 'to_low', channels=low_channels), kernel=(2, 2),
+                           stride=(2, 2), pool_type='avg')
+    up = mx.sym.UpSampling(_conv(x_low, 'l2h', channels=16), scale=2, sample_type='nearest',
+                           num_args=1)
+    return mx.sym.relu(_conv(data, 'h2h', channels=16) + up)
+
+
+def test_narrow_low_part_is_upsampled_before_its_pointwise_conv_and_merged():
+    from gluon_nets.inference.rewrites import upsampling_as_deconvolution
+    graph, params = _graph(_pointwise_octave(low_channels=8))
+    graph, params, _ = upsampling_as_deconvolution(graph, params, 'data', SHAPE)
+    new, new_params, counts = octave_rewrites(graph, params, 'data', SHAPE)
+    assert counts['upsampling_before_pointwise'] == 1 and counts['merged_sums'] == 1
+    convs = [n for n in new['nodes'] if n['op'] == 'Convolution']
+    assert len(convs) == 2            # to_low, and h2h + l2h as one over [x, up(x_low)]
+    merged = [n for n in convs if n['name'] != 'to_low'][0]
+    assert new_params[new['nodes'][merged['inputs'][1][0]]['name']].shape == (16, 16, 1, 1)
+    deconv = [n for n in new['nodes'] if n['op'] == 'Deconvolution'][0]
+    assert deconv['attrs']['num_filter'] == '8'       # upsamples the 8 low channels
+    out, ref = _run(new, new_params, _x()), _run(graph, params, _x())
+    assert relative_error(out, ref) <= 1e-6
+
+
+def test_wide_low_part_keeps_its_low_resolution_conv():
+    from gluon_nets.inference.rewrites import upsampling_as_deconvolution
+    graph, params = _graph(_pointwise_octave(low_channels=48))
+    graph, params, _ = upsampling_as_deconvolution(graph, params, 'data', SHAPE)
+    _, _, counts = octave_rewrites(graph, params, 'data', SHAPE)
+    assert counts['upsampling_before_pointwise'] == 0
