@@ -19,7 +19,9 @@ So:
     reader is a sum (a tree of ``elemwise_add``), into the bias of a convolution summed
     in the same tree (ED-Net: the block's last 1x1 convolution). Otherwise it becomes a depthwise 1x1 convolution of ones with that
     bias after the deconvolution (``x * 1 + b``, bit-exact; a oneDNN depthwise kernel
-    in the blocked layout). Exact up to float32 summation order.
+    in the blocked layout: ED layer1's merged decoder at batch 1 takes 3.5 ms with its
+    bias, 0.31 ms without, 0.66 ms with the 1x1 bias conv). Exact up to float32
+    summation order.
 :func:`merge_groups`
     A grouped convolution / deconvolution with few channels per group gets fewer, wider
     groups: ``m`` neighbouring groups become one with block-diagonal weights (zeros
