@@ -62,6 +62,7 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
     built, and the notes saying why the others could not."""
     import mxnet as mx
     import symbols
+    from symbols.export import parse_exclude
     runners, notes, exported = {}, [], {}
 
     def mxnet_runner(block):
@@ -73,8 +74,16 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
             # (BN folded, exact rewrites), then the format's own passes
             out = symbols.export(net, workdir, name, format=fmt, calib_data=calib,
                                  num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
-                                 optimize=True, **common)
+                                 quantized_dtype=args.quantized_dtype,
+                                 exclude_layers=parse_exclude(args.int8_exclude),
+                                 partition=args.partition, optimize=True, **common)
             exported[fmt] = out['files']
+            if fmt == 'fused':
+                # which graph the fused export kept, and the times it decided on
+                exported['fused_kept'] = {
+                    key: out['checks'][key] for key in
+                    ('fused_kept', 'fused_cpu_seconds', 'fused_partition_failed')
+                    if key in out['checks']}
         except symbols.ExportError as err:
             notes.append('%s %s: %s' % (name, fmt, err))
     for form in forms:
@@ -103,7 +112,7 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
     if 'hybridized' in forms:
         net.hybridize(static_alloc=True, static_shape=True)
         runners['hybridized'] = mxnet_runner(net)
-    return runners, notes
+    return runners, notes, exported.get('fused_kept')
 
 
 def _agreement(runners, args, config, size):
@@ -163,8 +172,8 @@ def _bench_model(name, args, threads, workdir):
         calib = np.random.RandomState(0).uniform(-2, 2, (args.num_calib, 3, size, size)) \
             .astype(np.float32)
     common = dict(data_config=config, model=info.name, weights=source)
-    runners, notes = _runners(info.name, args, args.forms, threads, workdir, net, calib,
-                              common, size, build)
+    runners, notes, fused_kept = _runners(info.name, args, args.forms, threads, workdir, net,
+                                          calib, common, size, build)
     agreement = _agreement(runners, args, config, size) \
         if args.dataset and args.agreement else {}
 
@@ -174,7 +183,7 @@ def _bench_model(name, args, threads, workdir):
         steps = {form: (lambda run=runners[form]: run(x)) for form in FORMS if form in runners}
         times = interleaved_wall_cpu(steps, args.runs, args.warmup)
         results.append({'model': info.name, 'size': size, 'batch': batch,
-                        'kwargs': kwargs, 'agreement': agreement,
+                        'kwargs': kwargs, 'agreement': agreement, 'fused': fused_kept,
                         'wall_img_s': {f: batch / min(t[0]) for f, t in times.items()},
                         'cpu_img_s': {f: batch / min(t[1]) for f, t in times.items()}})
     return results, notes
@@ -274,6 +283,8 @@ def plot_ladder(json_files, out_png):
 
 
 def main(argv=None):
+    from symbols.fused import PARTITION_CHOICES
+    from symbols.int8 import CALIB_MODES, DEFAULT_CALIB_MODE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', default=None,
                         help='comma-separated names, or "headlines" (each family\'s headline '
@@ -294,8 +305,15 @@ def main(argv=None):
     parser.add_argument('--agreement', type=int, default=0,
                         help='with --dataset: top-1 agreement vs fp32 on this many val images')
     parser.add_argument('--num-calib', type=int, default=256)
-    parser.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
+    parser.add_argument('--calib-mode', choices=CALIB_MODES, default=DEFAULT_CALIB_MODE,
                         help='int8 calibration (as python -m symbols.export --calib-mode)')
+    parser.add_argument('--int8-exclude', default=None, metavar='LAYERS',
+                        help='int8 layers kept float32 (as python -m symbols.export '
+                             '--int8-exclude; default: the export default)')
+    parser.add_argument('--quantized-dtype', choices=('auto', 'int8', 'uint8'), default='auto')
+    parser.add_argument('--partition', choices=PARTITION_CHOICES, default='auto',
+                        help='the fused export: auto keeps the partitioned graph only where it '
+                             'is faster than the plain one (as symbols.export --partition)')
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--json', default=None, help='also write the results to this file')
@@ -344,6 +362,15 @@ def main(argv=None):
           'rounds after %d warm-up calls' % (threads, 'process CPU' if metric == 'cpu' else 'wall',
                                              args.runs, args.warmup))
     print(format_table(table_header(metric, forms), table_rows(results, metric, forms)))
+    for res in results:
+        if res.get('fused') and res['batch'] == args.batch[0]:
+            # which graph the fused export holds, and the export-time timing that chose it
+            fused = res['fused']
+            print('# %s fused export: the %s graph (at export, CPU s per call on the check '
+                  'input: %s)' % (res['model'], fused.get('fused_kept'),
+                                  ', '.join('%s %.4g' % kv for kv in
+                                            sorted(fused.get('fused_cpu_seconds', {}).items()))
+                                  or fused.get('fused_partition_failed', 'not timed')))
     for note in notes:
         print('# not measured: %s' % note)
     if args.json:

@@ -18,6 +18,8 @@ import types
 
 from .checks import ExportError
 from .exporter import FORMATS, export as _export
+from .fused import PARTITION_CHOICES
+from .int8 import CALIB_MODES, DEFAULT_CALIB_MODE, DEFAULT_EXCLUDE, PERCENTILE
 
 __all__ = ['main', 'calibration_images', 'build_parser']
 
@@ -87,7 +89,13 @@ def build_parser():
                         help='symbol (default), onnx or int8')
     parser.add_argument('--fuse', action='store_true',
                         help='with --format symbol: write the oneDNN-fused graph '
-                             '(optimize_for MKLDNN: BN folded, conv+act+add fused)')
+                             '(optimize_for MKLDNN: BN folded, conv+act+add fused) when it '
+                             'runs faster than the plain graph, else the plain graph')
+    parser.add_argument('--partition', choices=PARTITION_CHOICES, default='auto',
+                        help='with --fuse: auto (default) times the partitioned and the plain '
+                             'graph on the check input and keeps the partitioned one only when '
+                             'it is >= 3%% faster (the deployer JSON records which, and both '
+                             'times); always: keep the partitioned graph')
     parser.add_argument('--no-optimize', action='store_true',
                         help='export the net as built, without gluon_nets.inference.optimize '
                              '(BN folding and family rewrites, exact to 1e-5)')
@@ -104,8 +112,16 @@ def build_parser():
     calib.add_argument('--calib-data-dir', default=None, help='image folder to calibrate on')
     calib.add_argument('--calib-npy', default=None, help='(N,3,H,W) preprocessed float32 .npy')
     calib.add_argument('--num-calib', type=int, default=256, help='calibration images (default 256)')
-    calib.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
-                       help='thresholds from min/max (naive) or KL divergence (entropy)')
+    calib.add_argument('--calib-mode', choices=CALIB_MODES, default=DEFAULT_CALIB_MODE,
+                       help='thresholds from min/max (naive), the %g-th percentile of each '
+                            'layer\'s outputs (percentile) or KL divergence (entropy); '
+                            'default %s' % (PERCENTILE, DEFAULT_CALIB_MODE))
+    calib.add_argument('--int8-exclude', default=None, metavar='LAYERS',
+                       help='comma-separated layers kept float32: first-conv, last-conv, or '
+                            'node names of the -symbol.json; "none" for none (default: %s)'
+                            % (','.join(DEFAULT_EXCLUDE) or 'none'))
+    calib.add_argument('--quantized-dtype', choices=('auto', 'int8', 'uint8'), default='auto',
+                       help='auto (default: uint8 after ReLU, int8 elsewhere), int8 or uint8')
     calib.add_argument('--quantize-granularity', choices=('channel-wise', 'tensor-wise'),
                        default='channel-wise')
     dev = parser.add_argument_group('devices (the export is built and checked on the CPU; the '
@@ -155,6 +171,14 @@ def main(argv=None):
     checks = ', '.join('%s=%s' % (k, v) for k, v in info['checks'].items()
                        if not isinstance(v, (dict, list)))
     print('exported %s (%s): %s' % (info['model'], info['format'], checks))
+    if info['format'] == 'fused':
+        seconds = info['checks'].get('fused_cpu_seconds')
+        print('  the file holds the %s graph%s' % (
+            info['checks']['fused_kept'] if info['partitioned'] else 'plain (not partitioned)',
+            ': CPU s per call on the check input, %s' % ', '.join(
+                '%s %.4g' % kv for kv in sorted(seconds.items())) if seconds else
+            ' (the partitioner failed: %s)' % info['checks']['fused_partition_failed']
+            if 'fused_partition_failed' in info['checks'] else ''))
     for path in info['files'].values():
         print('  %s' % path)
     return 0
@@ -190,6 +214,10 @@ def _format(args):
                          '--calib-npy or --dataset')
     if args.num_calib < 1:
         raise ValueError('--num-calib must be >= 1')
+    if fmt != 'int8' and (args.int8_exclude is not None or args.quantized_dtype != 'auto'):
+        raise ValueError('--int8-exclude and --quantized-dtype apply to --format int8 only')
+    if fmt != 'fused' and args.partition != 'auto':
+        raise ValueError('--partition applies to --fuse only')
     return fmt
 
 
@@ -262,7 +290,17 @@ def _run(args):
                    weights=source, class_names=class_names, calib_data=calib,
                    num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
                    quantize_granularity=args.quantize_granularity,
-                   optimize=not args.no_optimize)
+                   quantized_dtype=args.quantized_dtype,
+                   exclude_layers=parse_exclude(args.int8_exclude),
+                   partition=args.partition, optimize=not args.no_optimize)
+
+
+def parse_exclude(text):
+    """``--int8-exclude`` -> a list of layer names (None: the int8 default; 'none': [])."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(',') if n.strip()]
+    return [] if names == ['none'] else names
 
 
 class _CallableModule(types.ModuleType):

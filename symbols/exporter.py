@@ -7,8 +7,9 @@ Four formats, each written with a deployer JSON (``<stem>-deploy.json``, or
 format    files                                       check made before anything is kept
 ========  ==========================================  ==================================
 symbol    ``<stem>-symbol.json`` + ``-0000.params``    reloaded graph == net, bit for bit
-fused     same, oneDNN-partitioned (BN folded,         within 1e-5 relative of ``symbol``
-          conv+act+add fused)
+fused     same, oneDNN-partitioned (BN folded,         within 1e-5 relative of ``symbol``;
+          conv+act+add fused) when that is faster      partitioned and plain graphs timed,
+          than the plain graph, else the plain graph   the faster kept (recorded)
 onnx      ``<stem>.onnx`` (opset 13)                   ``onnx.checker`` + onnxruntime within
                                                       1e-4 relative of MXNet
 int8      same as symbol, quantized graph              top-1 agreement with float32 recorded
@@ -39,7 +40,8 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
            mean=None, std=None, crop_ratio=None, classes=None, model=None, model_kwargs=None,
            weights=None, class_names=None, data_config=None, calib_data=None,
            num_calib_examples=256, calib_mode='naive', quantize_mode='smart',
-           quantize_granularity='channel-wise', stem=None, optimize=False):
+           quantize_granularity='channel-wise', stem=None, optimize=False, partition='auto',
+           quantized_dtype='auto', exclude_layers=None):
     """Export an initialised HybridBlock as a deployable artefact.
 
     Parameters
@@ -67,8 +69,17 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
     calib_data : iterable of (N, C, S, S) arrays, or (data, label) pairs
         int8 only: images (normalised like the training data) whose activation ranges
         calibrate the quantized graph; ``num_calib_examples`` of them are used.
-    calib_mode, quantize_mode, quantize_granularity
+    calib_mode, quantize_mode, quantize_granularity, quantized_dtype
         int8 only: passed to ``mx.contrib.quantization.quantize_net_v2``.
+    exclude_layers : None or list of str
+        int8 only: layers kept float32 (:func:`symbols.int8.save`): ``'first-conv'``,
+        ``'last-conv'``, or node names of the plain graph; None: the int8 default
+        (:data:`symbols.int8.DEFAULT_EXCLUDE`).
+    partition : 'auto' | 'always'
+        fused only: 'auto' times the partitioned graph against the plain one on the
+        check input and keeps the partitioned graph only when it is faster by a margin
+        (:mod:`symbols.fused`; the deployer JSON records which and both times);
+        'always' keeps the partitioned graph.
     optimize : bool
         Export ``gluon_nets.inference.optimize(net)`` (BN folded, family rewrites; within
         1e-5 of ``net``, checked there) instead of ``net``: the checks below then compare
@@ -110,7 +121,10 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
     if format == 'int8':
         options = dict(calib_data=calib_data, num_calib_examples=num_calib_examples,
                        calib_mode=calib_mode, quantize_mode=quantize_mode,
-                       quantize_granularity=quantize_granularity)
+                       quantize_granularity=quantize_granularity,
+                       quantized_dtype=quantized_dtype, exclude_layers=exclude_layers)
+    elif format == 'fused':
+        options = dict(partition=partition)
     stem = stem or name + _STEM_SUFFIX[format]
 
     os.makedirs(out_dir, exist_ok=True)
@@ -135,6 +149,13 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
         plain = os.path.join(tmp, '.plain')
         net.export(plain)
         checks = {}
+        if format == 'fused':
+            # the graph as exported, kept when partitioning does not pay (the rewrites
+            # below serve the partitioner only)
+            original = os.path.join(tmp, '.original')
+            shutil.copyfile(plain + '-symbol.json', original + '-symbol.json')
+            shutil.copyfile(plain + '-0000.params', original + '-0000.params')
+            options['original'] = original
         if format != 'symbol':
             # exact rewrite for the ONNX exporter and the oneDNN passes; checked by the
             # format against ``ref`` like everything else
@@ -143,9 +164,12 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
                 checks['bn_relu_split'] = split
         files = _WRITERS[format](tmp, stem, plain, x, ref, checks, **options)
         files['deploy'] = stem + ('.onnx.json' if format == 'onnx' else '-deploy.json')
+        producer = onnx.versions() if format == 'onnx' else None
+        if format == 'fused':
+            # the file holds the partitioned graph, or the plain one (faster here)
+            producer = {'partitioned': checks.get('fused_kept', 'plain') != 'plain'}
         record = deploy_record(format, name, model, model_kwargs, config, class_names, weights,
-                               batch, files, checks,
-                               producer=onnx.versions() if format == 'onnx' else None)
+                               batch, files, checks, producer=producer)
         write_json_atomic(os.path.join(tmp, files['deploy']), record)
         for filename in files.values():
             os.replace(os.path.join(tmp, filename), os.path.join(out_dir, filename))
