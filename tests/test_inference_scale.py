@@ -216,3 +216,20 @@ def test_conv_on_a_one_pixel_map_keeps_its_centre_tap():
     assert relative_error(_run(new, new_params, x), _run(graph, params, x)) <= 1e-6
     # on a 2x2 map every tap matters: left alone
     assert one_pixel_convs_as_1x1(graph, params, 'data', (2, 4, 2, 2))[2] == 0
+
+
+def test_scalenet_family_gets_the_rewrites():
+    # optimize runs them for the scalenet family (gated by family): every SA block of a
+    # real ScaleNet at its smallest input
+    from gluon_nets import get_model
+    mx.random.seed(0)
+    net = get_model('scalenet50_light')
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    fast = optimize(net, (1, 3, 221, 221), backend=None)
+    report = fast.optimize_report
+    assert report['concats_aligned'] == 16, report
+    assert report['resizes_as_deconv'] > 0 and report['one_pixel_convs_as_1x1'] > 0, report
+    ops = [n['op'] for n in _graph(fast)['nodes']]
+    assert 'slice_axis' not in ops and 'repeat' not in ops and 'Pad' not in ops
+    x = mx.nd.array(np.random.RandomState(2).uniform(-1, 1, (1, 3, 221, 221)))
+    assert relative_error(fast(x).asnumpy(), net(x).asnumpy()) <= TOLERANCE
