@@ -109,11 +109,14 @@ def test_dense_form_folds_the_shuffle_and_pads_the_depthwise_conv():
     graph, params, name = _folded_graph(net, x)
     graph, params, report = shuffle.shuffle_rewrites(
         graph, params, name, x.shape, form=lambda *args: 'dense')
+    assert report['concats_as_sum'] == 1     # stage 1's 216 + 24 (the others: 16-aligned)
     assert report['pointwise_merged'] == 2 * 8 + 2 * 4 - 1   # stages 1-2; stem compress dense
     assert report['shuffles_folded'] == 1 + 3 + 8            # stem unit + the dense compresses
     assert 'SwapAxis' in _ops(graph)                          # stage 3: grouped, kept
     graph, params, padded = pad_channels(graph, params, name, x.shape, multiple=16)
-    assert padded == 4 + 8                   # the 60-wide (stage 1), 120-wide (2) compresses
+    # the 60-wide (stage 1) and 120-wide (2) compresses; the stem (24 -> 32): its
+    # downsampling concat became a sum, whose 0/1 placement conv takes the padding
+    assert padded == 4 + 8 + 1
     widths = [int(n['attrs']['num_filter']) for n in graph['nodes']
               if n['op'] == 'Convolution' and n['attrs'].get('num_group') not in (None, '1')
               and n['attrs']['num_group'] == n['attrs']['num_filter']]
@@ -214,6 +217,37 @@ def test_merge_leaves_other_concats_alone(bounds, extra_reader):
     assert count == 0
 
 
+def _concat_graph(conv_width, pool_width, dense=True):
+    """data -> [conv 1x1 (-> conv_width), avgpool(conv 1x1 (-> pool_width))] -> Concat."""
+    data = mx.sym.var('data')
+    a = mx.sym.Convolution(data, num_filter=conv_width, kernel=(1, 1),
+                           num_group=1 if dense else 2, name='a')
+    b = mx.sym.Pooling(mx.sym.Convolution(data, num_filter=pool_width, kernel=(1, 1), name='b'),
+                       kernel=(3, 3), pad=(1, 1), pool_type='avg')
+    y = mx.sym.Activation(mx.sym.concat(a, b, dim=1), act_type='relu')
+    rng = np.random.RandomState(6)
+    arg_shapes, _, _ = y.infer_shape(data=(2, 4, 5, 5))
+    params = {n: rng.uniform(-1, 1, s).astype(np.float32)
+              for n, s in zip(y.list_arguments(), arg_shapes) if n != 'data'}
+    return json.loads(y.tojson()), params
+
+
+def test_unaligned_concat_becomes_an_exact_sum():
+    graph, params = _concat_graph(20, 12)
+    x = _input(5, channels=4)
+    ref = _run(graph, params, 'data', x)
+    shapes = output_shapes(graph, 'data', x.shape, params)
+    summed, summed_params, count = shuffle.unaligned_concat_as_sum(graph, params, shapes)
+    assert count == 1
+    assert 'Concat' not in _ops(summed) and 'elemwise_add' in _ops(summed)
+    np.testing.assert_array_equal(_run(summed, summed_params, 'data', x), ref)   # bit-exact
+    # aligned offsets, or no dense convolution of its own among the parts: left alone
+    for width, dense in ((16, True), (20, False)):
+        graph, params = _concat_graph(width, 12, dense)
+        shapes = output_shapes(graph, 'data', x.shape, params)
+        assert shuffle.unaligned_concat_as_sum(graph, params, shapes)[2] == 0
+
+
 def test_shuffle_not_fed_by_an_own_conv_is_left_alone():
     """A shuffle of the input (no convolution to fold it into) stays."""
     data = mx.sym.var('data')
@@ -223,3 +257,35 @@ def test_shuffle_not_fed_by_an_own_conv_is_left_alone():
     graph = json.loads(y.tojson())
     params = {'c_weight': np.ones((4, 6, 1, 1), np.float32), 'c_bias': np.zeros(4, np.float32)}
     assert shuffle.fold_channel_shuffle(graph, params)[2] == 0
+
+
+def test_rewritten_shufflenet_exports_to_every_format(tmp_path):
+    """At 112 px ShuffleNet's stage 1 maps are 14 x 14: optimize takes the dense path
+    (dense 1x1 convs, shuffles folded, depthwise convs padded). The symbol, fused, ONNX
+    and int8 exports of that graph must still work (the float ones exact)."""
+    pytest.importorskip('onnxruntime')
+    import symbols
+    net = get_model('shufflenet_1x_g3', classes=10)
+    net.initialize(mx.init.Xavier())
+    x = _input(112, batch=2).asnumpy()
+    with mx.autograd.predict_mode():
+        ref = net(mx.nd.array(x)).asnumpy()
+    fast = optimize(net, (1, 3, 112, 112), backend=None)
+    assert fast.optimize_report['pointwise_merged'] > 0 and \
+        fast.optimize_report['shuffles_folded'] > 1 and \
+        fast.optimize_report['concats_as_sum'] == 1      # stage 1: 216 + 24 channels
+    calib = [np.random.RandomState(5).uniform(-1, 1, (2, 3, 112, 112)).astype(np.float32)]
+    for fmt in ('symbol', 'fused', 'onnx', 'int8'):
+        info = symbols.export(net, str(tmp_path), 'shufflenet-' + fmt, format=fmt,
+                              input_size=112, optimize=True,
+                              calib_data=calib if fmt == 'int8' else None,
+                              num_calib_examples=2)
+        if fmt == 'int8':
+            out = symbols.load(info['files']['symbol'])(mx.nd.array(x)).asnumpy()
+            assert out.shape == ref.shape and np.isfinite(out).all()
+        elif fmt == 'onnx':
+            out = symbols.load_onnx(info['files']['onnx'], threads=1)(x)
+            assert relative_error(out, ref) <= 1e-5
+        else:
+            out = symbols.load(info['files']['symbol'])(mx.nd.array(x)).asnumpy()
+            assert relative_error(out, ref) <= 1e-5

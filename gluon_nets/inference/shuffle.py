@@ -21,7 +21,12 @@ summation order; ``optimize`` checks <= 1e-5):
   so the convolution's weight and bias rows are permuted; a grouped convolution becomes
   one dense convolution with the block-diagonal weight, rows permuted (g times the
   multiply-adds of that convolution, no data movement, one operator instead of four);
-* :func:`plain_channel_concats`: the 5-D concat pattern back to one 4-D ``Concat``.
+* :func:`plain_channel_concats`: the 5-D concat pattern back to one 4-D ``Concat``;
+* :func:`unaligned_concat_as_sum`: a concat of a dense convolution's output and other
+  maps at offsets off oneDNN's 16-channel blocks (ShuffleNet's 216 + 24) as the
+  widened convolution plus 0/1 placement convolutions (a sum, fused into the conv);
+* :func:`split_unaligned_depthwise` (after channel padding): the depthwise convolutions
+  that stayed at widths like 57 split at 16 channels again, as MENet's model does.
 
 All work on the Symbol JSON (``json.loads(sym.tojson())``) and a {name: numpy array}
 parameter dict, and return new ones (the inputs are not modified) plus a count.
@@ -32,7 +37,7 @@ import numpy as np
 
 __all__ = ['merge_channel_splits', 'fold_channel_shuffle', 'plain_channel_concats',
            'shuffle_permutation', 'pointwise_form', 'split_unaligned_depthwise',
-           'shuffle_rewrites']
+           'unaligned_concat_as_sum', 'shuffle_rewrites']
 
 _CONCATS = ('Concat', 'concat')
 _SPLITS = ('SliceChannel', 'split')
@@ -405,9 +410,10 @@ def split_unaligned_depthwise(graph, params, multiple=16):
 def shuffle_rewrites(graph, params, input_name, input_shape, form=None):
     """The rewrites that go before channel padding: 4-D concats, per-group 1x1
     convolutions in the ``form`` they run fastest in, split depthwise convolutions
-    merged, and channel shuffles folded into the dense convolutions that produce them
-    (free: a row permutation). ``form``: see :func:`pointwise_form` (the default).
-    Returns (graph, params, {rewrite: count})."""
+    merged, channel shuffles folded into the dense convolutions that produce them
+    (free: a row permutation), and concats at unaligned offsets written as sums.
+    ``form``: see :func:`pointwise_form` (the default). Returns (graph, params,
+    {rewrite: count})."""
     from .rewrites import output_shapes
     form = form or pointwise_form
     report = {}
@@ -419,4 +425,73 @@ def shuffle_rewrites(graph, params, input_name, input_shape, form=None):
         graph, params, shapes, kinds=('depthwise',))
     graph, params, report['shuffles_folded'] = fold_channel_shuffle(graph, params,
                                                                    grouped=False)
+    shapes = output_shapes(graph, input_name, input_shape, params)
+    graph, params, report['concats_as_sum'] = unaligned_concat_as_sum(graph, params, shapes)
     return graph, params, report
+
+
+def unaligned_concat_as_sum(graph, params, shapes, multiple=16):
+    """``Concat(dim 1)(conv(a), b, ...)`` whose parts meet at channel offsets that are not
+    multiples of ``multiple`` (ShuffleNet's stage-1 downsampling unit: 216 + 24) ->
+    ``conv'(a) + place(b) + ...``: the convolution (the only one among the parts; dense,
+    own weight and bias, read by the concat alone) widened to the whole width with zero rows, every other part put at
+    its offset by a 1x1 convolution with a 0/1 weight. Every output channel is then one
+    value plus exact zeros (exact), oneDNN runs no unaligned concat (slow in any layout),
+    and the sum fuses into the convolution. Returns (graph, params, count)."""
+    g = _Graph(graph, params)
+    count = 0
+    for i, node in enumerate(list(g.nodes)):
+        if node['op'] not in _CONCATS or _int(node, 'dim', 1) != 1 or len(node['inputs']) < 2:
+            continue
+        widths = []
+        for e in node['inputs']:
+            shape = shapes.get(g.nodes[e[0]]['name']) if e[1] == 0 else None
+            if shape is None or len(shape) != 4:
+                break
+            widths.append(int(shape[1]))
+        else:
+            offsets = np.cumsum([0] + widths)
+            if all(o % multiple == 0 for o in offsets[1:-1]):
+                continue
+            conv_pos = None
+            for k, e in enumerate(node['inputs']):
+                conv = g.nodes[e[0]]
+                if conv['op'] == 'Convolution' and e[1] == 0 and _int(conv, 'num_group', 1) == 1 \
+                        and g.only_reader(e[0], i) and len(conv['inputs']) == 3 and \
+                        g.param(conv['inputs'][1]) is not None and \
+                        g.param(conv['inputs'][2]) is not None:
+                    conv_pos = k
+                    break
+            if conv_pos is None or sum(g.nodes[e[0]]['op'] == 'Convolution'
+                                       for e in node['inputs']) > 1:
+                continue    # (per-group convs: merge_channel_splits' business)
+            total = int(offsets[-1])
+            conv = g.nodes[node['inputs'][conv_pos][0]]
+            weight, bias = g.param(conv['inputs'][1]), g.param(conv['inputs'][2])
+            begin = int(offsets[conv_pos])
+            wide = np.zeros((total,) + weight.shape[1:], np.float32)
+            wide[begin:begin + weight.shape[0]] = weight
+            wide_bias = np.zeros(total, np.float32)
+            wide_bias[begin:begin + weight.shape[0]] = bias
+            conv['inputs'][1] = g.new_param(conv['name'] + '_wide_weight', wide)
+            conv['inputs'][2] = g.new_param(conv['name'] + '_wide_bias', wide_bias)
+            conv['attrs'] = dict(_attrs(conv), num_filter=str(total))
+            total_entry = list(node['inputs'][conv_pos])
+            for k, e in enumerate(node['inputs']):
+                if k == conv_pos:
+                    continue
+                place = np.zeros((total, widths[k], 1, 1), np.float32)
+                place[int(offsets[k]) + np.arange(widths[k]), np.arange(widths[k])] = 1
+                name = '%s_place%d' % (node['name'], k)
+                g.nodes.append({'op': 'Convolution', 'name': name, 'inputs': [
+                    list(e), g.new_param(name + '_weight', place)], 'attrs': {
+                        'kernel': '(1, 1)', 'num_filter': str(total), 'no_bias': 'True'}})
+                g.nodes.append({'op': 'elemwise_add', 'name': name + '_sum', 'inputs': [
+                    total_entry, [len(g.nodes) - 1, 0, 0]]})
+                total_entry = [len(g.nodes) - 1, 0, 0]
+            g.redirect(i, total_entry)
+            count += 1
+    if not count:
+        return graph, params, 0
+    graph, params = g.result()
+    return graph, params, count
