@@ -184,3 +184,35 @@ def test_wide_low_part_keeps_its_low_resolution_conv():
     graph, params, _ = upsampling_as_deconvolution(graph, params, 'data', SHAPE)
     _, _, counts = octave_rewrites(graph, params, 'data', SHAPE)
     assert counts['upsampling_before_pointwise'] == 0
+
+
+def test_rewritten_octconv_graph_exports_to_every_format(tmp_path):
+    # the exports are of the optimized graph: merged convolutions over concats, the
+    # reassociated sums and the narrow low parts' upsampling must survive the symbol,
+    # fused (partitioned), ONNX and int8 writers
+    pytest.importorskip('onnxruntime')
+    import symbols
+    mx.random.seed(0)
+    net = get_model('oct_resnet26_v1b', alpha=0.125, classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    x = np.random.RandomState(3).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    expected = net(mx.nd.array(x)).asnumpy()
+    calib = [np.random.RandomState(4).uniform(-1, 1, (8, 3, 32, 32)).astype(np.float32)]
+    for fmt in ('symbol', 'fused', 'onnx', 'int8'):
+        info = symbols.export(net, str(tmp_path), 'oct-' + fmt, format=fmt, input_size=32,
+                              optimize=True, calib_data=calib if fmt == 'int8' else None)
+        if fmt == 'symbol':
+            with open(info['files']['symbol']) as f:
+                names = [n['name'] for n in json.load(f)['nodes']]
+            assert any(n.endswith('_merged_weight') for n in names)
+            out = symbols.load(info['files']['symbol'])(mx.nd.array(x)).asnumpy()
+            assert relative_error(out, expected) <= TOLERANCE
+        elif fmt == 'fused':
+            assert info['checks']['fused_max_rel_err'] <= TOLERANCE
+        elif fmt == 'onnx':
+            model = symbols.load_onnx(info['files']['onnx'], threads=1)
+            assert relative_error(model(x), expected) <= TOLERANCE
+        else:
+            out = symbols.load(str(tmp_path / 'oct-int8-int8'))(mx.nd.array(x)).asnumpy()
+            # 8-bit activations of a random net: a wrong graph is off by ~100%
+            assert out.shape == (2, 10) and relative_error(out, expected) < 0.5
