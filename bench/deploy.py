@@ -11,7 +11,10 @@ optimized    ``gluon_nets.inference.optimize(net, input_shape)`` (left out when 
              module does not exist in this checkout)
 fused        the oneDNN-partitioned export (``symbols.export(format='fused')``; every
              export is of the optimized graph, as the export command line makes it)
-int8         the calibrated INT8 export (oneDNN)
+int8         the calibrated INT8 export (oneDNN), as ``--int8-exclude`` says (default:
+             the export's default, the first two convolutions kept float32)
+int8_all     the INT8 export with every convolution quantized (``--int8-exclude none``:
+             the default before issue 17), to compare both in one run
 onnxruntime  the ONNX export run by onnxruntime
 openvino     the same ONNX file run by OpenVINO's CPU runtime (``[openvino]`` extra)
 ===========  =================================================================
@@ -37,14 +40,15 @@ import tempfile
 
 from common import format_table, interleaved_wall_cpu, set_threads  # noqa: E402  (before mxnet)
 
-FORMS = ('imperative', 'hybridized', 'symbol', 'optimized', 'fused', 'int8', 'onnxruntime',
-         'openvino')
+FORMS = ('imperative', 'hybridized', 'symbol', 'optimized', 'fused', 'int8', 'int8_all',
+         'onnxruntime', 'openvino')
 LADDER = ('hybridized', 'optimized', 'fused', 'int8', 'onnxruntime', 'openvino')
 FP32_MXNET = ('hybridized', 'symbol', 'optimized', 'fused')   # "our MXNet form" vs onnxruntime
 # each family's headline model (``--models headlines``): the models the papers sell
 HEADLINES = ('ed_resnet50', 'menet228_12x1_g3', 'shufflenet_1x_g3', 'scalenet50', 'lwdna_resnet50',
              'oct_resnet50_v1b')
-_EXPORTED = {'symbol': 'symbol', 'fused': 'fused', 'int8': 'int8', 'onnxruntime': 'onnx',
+_EXPORTED = {'symbol': 'symbol', 'fused': 'fused', 'int8': 'int8', 'int8_all': 'int8_all',
+             'onnxruntime': 'onnx',
              'openvino': 'onnx'}
 
 
@@ -72,10 +76,12 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
         try:
             # what ``python -m symbols.export`` ships by default: the optimized graph
             # (BN folded, exact rewrites), then the format's own passes
-            out = symbols.export(net, workdir, name, format=fmt, calib_data=calib,
+            exclude = [] if fmt == 'int8_all' else parse_exclude(args.int8_exclude)
+            stem = name + '-int8-all' if fmt == 'int8_all' else None
+            out = symbols.export(net, workdir, name, format=fmt.replace('_all', ''), stem=stem,
+                                 calib_data=calib,
                                  num_calib_examples=args.num_calib, calib_mode=args.calib_mode,
-                                 quantized_dtype=args.quantized_dtype,
-                                 exclude_layers=parse_exclude(args.int8_exclude),
+                                 quantized_dtype=args.quantized_dtype, exclude_layers=exclude,
                                  partition=args.partition, optimize=True, **common)
             exported[fmt] = out['files']
             if fmt == 'fused':
@@ -87,7 +93,7 @@ def _runners(name, args, forms, threads, workdir, net, calib, common, size, buil
         except symbols.ExportError as err:
             notes.append('%s %s: %s' % (name, fmt, err))
     for form in forms:
-        if form in ('symbol', 'fused', 'int8') and form in exported:
+        if form in ('symbol', 'fused', 'int8', 'int8_all') and form in exported:
             runners[form] = mxnet_runner(symbols.load(exported[form]['symbol']))
         elif form == 'onnxruntime' and 'onnx' in exported:
             runners[form] = symbols.load_onnx(exported['onnx']['onnx'], threads=threads)

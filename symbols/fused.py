@@ -89,6 +89,7 @@ def save(tmp, stem, plain, x, ref, checks, original=None, partition='auto', marg
         if partition == 'always':
             raise
         checks['fused_partition_failed'] = str(err)
+        checks['fused_max_rel_err'] = 0.0       # of the graph kept: the plain one
         return _keep_plain(tmp, stem, original or plain, x, ref, checks, None)
     if partition == 'always':
         checks['fused_kept'] = 'partitioned'

@@ -36,9 +36,12 @@ PERCENTILE = 99.99
 # stem and the next one; MXNet's own quantization examples keep the first conv float
 # too). Measured on the README's trained mobilenet_0.5x (2,000 val images, top-1 vs
 # float32): everything quantized 98.95% (21 differ), first conv kept 98.85%, first two
-# kept 99.25-99.40% for 256-1024 calibration images, at 2-5% of int8's speed; percentile
-# calibration 98.7-99.25% (noise). docs/deploy.md "INT8". ``exclude_layers=[]`` (CLI
-# ``--int8-exclude none``) quantizes every convolution.
+# kept 99.25-99.40% for 256-1024 calibration images (no single layer kept float helps:
+# the error builds up from the first layers); percentile calibration 98.7-99.25%
+# (noise). The cost: 0-11% of int8's speed on the 224-px headline models (still 3.1-4.8x
+# hybridized fp32), 9-23% on that 64-px net (2.4x / 2.1x hybridized at batch 1 / 16,
+# against 2.6x / 2.7x). docs/deploy.md "INT8". ``exclude_layers=[]`` (CLI
+# ``--int8-exclude none``) quantizes every convolution: the faster, less exact choice.
 DEFAULT_EXCLUDE = ('first-convs=2',)
 # names ``exclude_layers`` understands besides node names
 EXCLUDE_ALIASES = ('first-conv', 'last-conv', 'first-convs=N', 'grouped-convs')

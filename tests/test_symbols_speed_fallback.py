@@ -169,6 +169,7 @@ def test_fused_keeps_the_plain_graph_when_the_partitioner_fails(tmp_path, monkey
     info = symbols.export(net, str(tmp_path), 'small', format='fused', input_size=SIZE)
     assert info['checks']['fused_kept'] == 'plain' and info['partitioned'] is False
     assert 'fails on this graph' in info['checks']['fused_partition_failed']
+    assert info['checks']['fused_max_rel_err'] == 0.0     # the plain graph kept
     x = _x()
     out = symbols.load(info['files']['symbol'])(mx.nd.array(x)).asnumpy()
     assert np.array_equal(out, _logits(net, x))
