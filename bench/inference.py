@@ -14,7 +14,7 @@ median over rounds. Weights are random (Xavier): speed does not depend on them.
 
 Tables: ``targets`` (resnet50_v1b, LW-DNA-50 golden shrink config, ScaleNet-50,
 ED-ResNet-50 and ed=False, MENet-228, ShuffleNet 1x), ``scalenet`` (resnet50_v1b and
-ScaleNet-50 alone), ``oct50`` (Oct-ResNet-50 v1b at
+ScaleNet-50 alone), ``ed`` (ED-ResNet-50 and ed=False alone), ``oct50`` (Oct-ResNet-50 v1b at
 alpha 0, .125, .25, .5), ``oct152`` (Oct-ResNet-152 v1f, the card's model; use a small
 batch and few rounds).
 """
@@ -47,6 +47,10 @@ TABLES = {
     'scalenet': [
         ('resnet50_v1b (gluoncv)', 'gluoncv:resnet50_v1b', {}),
         ('scalenet50', 'scalenet50', {}),
+    ],
+    'ed': [
+        ('ed_resnet50', 'ed_resnet50', {}),
+        ('ed_resnet50 ed=False', 'ed_resnet50', {'ed': False}),
     ],
     'oct152': [('oct_resnet152_v1f alpha %g' % a, 'oct_resnet152_v1f', {'alpha': a})
                for a in (0.0, 0.125, 0.25, 0.5)],
@@ -87,6 +91,11 @@ def child(args):
                        'bn_left': report['bn_left'],
                        'upsampling_as_deconv': report.get('upsampling_as_deconv', 0),
                        'convs_padded': report.get('convs_padded', 0),
+                       'deconv_bias_moved': report.get('deconv_bias_moved', 0)
+                       + report.get('deconv_bias_as_conv', 0),
+                       'groups_merged': report.get('groups_merged', 0),
+                       'scale': [report.get(k, 0) for k in (
+                           'concats_aligned', 'resizes_as_deconv', 'one_pixel_convs_as_1x1')],
                        'backend_failed': report.get('backend_failed')}
         nets[(label, 'hybridized')] = net
         nets[(label, 'optimized')] = fast
@@ -106,7 +115,7 @@ def child(args):
 
 def _ratio_base(table, label):
     """The label a row's target is measured against, and the target (or None)."""
-    if table in ('targets', 'scalenet'):
+    if table in ('targets', 'scalenet', 'ed'):
         return {'lwdna_resnet50 golden shrink': ('resnet50_v1b (gluoncv)', 1.0),
                 'scalenet50': ('resnet50_v1b (gluoncv)', 0.95),
                 'ed_resnet50': ('ed_resnet50 ed=False', 0.85)}.get(label, (None, None))
@@ -146,6 +155,11 @@ def render(run):
         + (['UpSampling as Deconvolution %d' % i['upsampling_as_deconv']]
            if i.get('upsampling_as_deconv') else [])
         + (['convs padded %d' % i['convs_padded']] if i.get('convs_padded') else [])
+        + (['Deconvolution biases moved out %d' % i['deconv_bias_moved']]
+           if i.get('deconv_bias_moved') else [])
+        + (['grouped layers merged %d' % i['groups_merged']] if i.get('groups_merged') else [])
+        + (['scale aggregation: concats aligned %d, small resizes as deconvolution %d, '
+            'convs on 1x1 maps as 1x1 %d' % tuple(i['scale'])] if any(i.get('scale', ())) else [])
         + (['oneDNN partitioner not kept: %s' % i['backend_failed']]
            if i['backend_failed'] else [])))
         for label, i in info.items()]

@@ -17,11 +17,29 @@
 4. exact operator rewrites for oneDNN (:mod:`.rewrites`): every nearest ``UpSampling``
    as a depthwise ``Deconvolution`` of ones (bit-exact; no reorders around it), and odd
    convolution widths padded with zero channels to the SIMD multiple where every reader
-   of them can take the padding;
+   of them can take the padding (depthwise convolutions included); for the MENet family
+   (ShuffleNet, MENet) first (:mod:`.shuffle`): per-group 1x1 convolutions in the form
+   oneDNN runs fastest (dense block-diagonal on large maps, grouped at 8-aligned
+   widths), split depthwise convolutions merged (split again at 16 channels where
+   padding did not align them), channel shuffles folded into the dense convolution
+   that feeds them, ``concat_channels``' 5-D concats as 4-D ones; multi-scale
+   aggregations (ScaleNet's SA blocks, :mod:`.scale`): branch concats at 16-aligned
+   widths with no ``slice_axis``, the ReLU after the concat moved into the branches
+   (fused into their convolutions), small bilinear resize chains as a one-hot grouped
+   conv + grouped deconvolution, 3x3 convolutions on 1x1 maps as 1x1; OctConv graphs
+   (:mod:`.octave`): equal poolings computed once, narrow low parts upsampled before
+   their 1x1 l->h convolution, and every sum written ``conv + (rest)`` with the
+   convolutions of one kind merged into one over their concatenated inputs (so oneDNN
+   fuses each residual sum + ReLU, no ``broadcast_add`` workaround); grouped
+   (transposed) convolutions (:mod:`.grouped`, any family): a ``Deconvolution``'s bias
+   (oneDNN's deconvolution with a bias is 10-100x slower) moved into a convolution it
+   is summed with, else into a 1x1 depthwise convolution after it, and groups of fewer
+   than 4 (convolution) / 16 (deconvolution) channels merged with block-diagonal
+   weights (ED-Net's encoder-decoder path: 0.40x -> ~0.8x of ``ed=False``);
 5. MXNet's oneDNN partitioner (conv + bias + ReLU (+ add) fusion, ``optimize_for``)
    where it is exact and faster: ``backend='auto'`` (default) times both graphs on the
-   input shape and keeps the faster one (the partitioner fails on OctConv graphs and
-   was slower on MENet's; bench/inference.py).
+   input shape and keeps the faster one (it was slower on MENet's graphs;
+   bench/inference.py).
 
 The input net is left as it was (only hybridized, as ``export`` does); the result has
 no BatchNorm statistics left to train: it is for inference only.
@@ -32,7 +50,11 @@ import time
 import numpy as np
 
 from .fold import fold_batchnorm_graph, fold_constants
+from .octave import octave_rewrites
+from .grouped import optimize_grouped
 from .rewrites import pad_channels, upsampling_as_deconvolution
+from .scale import aligned_branch_concat, one_pixel_convs_as_1x1, small_resize_as_deconvolution
+from .shuffle import shuffle_rewrites, split_unaligned_depthwise
 
 __all__ = ['optimize', 'FAMILY_REWRITES', 'family_of', 'relative_error', 'TOLERANCE']
 
@@ -144,8 +166,11 @@ def _unfuse_nested_sums(graph):
     count = 0
     for node in nodes:
         if node['op'] == 'elemwise_add':
-            ops = sorted(nodes[e[0]]['op'] for e in node['inputs'])
-            if ops == ['Convolution', 'elemwise_add']:
+            ins = [nodes[e[0]] for e in node['inputs']]
+            if sorted(n['op'] for n in ins) == ['Convolution', 'elemwise_add'] and any(
+                    nodes[e[0]]['op'] == 'Convolution' for n in ins if n['op'] == 'elemwise_add'
+                    for e in n['inputs']):
+                # (conv + x) + conv only: conv + (x + y) with no conv in x + y fuses fine
                 node['op'] = 'broadcast_add'
                 count += 1
     return count
@@ -180,8 +205,8 @@ def optimize(net, input_shape=(1, 3, 224, 224), ctx=None, backend='auto', check=
         'MKLDNN' also runs MXNet's oneDNN partitioner (``optimize_for``: conv + bias +
         ReLU (+ add) fused) on the folded graph; 'auto' builds both and keeps the one
         that runs ``input_shape`` in less CPU time (and the plain one when the
-        partitioner fails or is not exact: it fails on OctConv graphs, and was slower on
-        MENet's); None: the plain folded graph only.
+        partitioner fails or is not exact; it was slower on MENet's); None: the plain
+        folded graph only.
     check : bool
         Compare with ``net`` on a random input of ``input_shape``; ``ValueError`` when the
         max relative error exceeds :data:`TOLERANCE`.
@@ -191,7 +216,11 @@ def optimize(net, input_shape=(1, 3, 224, 224), ctx=None, backend='auto', check=
     A hybridized (static_alloc, static_shape) ``mx.gluon.SymbolBlock`` with the same
     outputs, and an ``optimize_report`` dict attribute: ``family``, ``rewrites`` (the
     family rewrites applied), ``bn_folded``, ``bn_left``, ``backend`` (the one kept),
-    ``upsampling_as_deconv`` and ``convs_padded`` (how many of each rewrite),
+    ``upsampling_as_deconv`` and ``convs_padded`` (how many of each rewrite; OctConv
+    graphs also ``shared_subexpressions``, ``upsampling_before_pointwise``,
+    ``merged_sums``; every graph ``deconv_bias_moved``, ``deconv_bias_as_conv``,
+    ``groups_merged`` (:mod:`.grouped`); ``concats_aligned``, ``resizes_as_deconv``,
+    ``one_pixel_convs_as_1x1`` (:mod:`.scale`)),
     ``max_rel_err`` and, for 'auto', ``cpu_seconds`` of both candidates or
     ``backend_failed`` (why the partitioned graph was not kept).
     """
@@ -226,13 +255,32 @@ def optimize(net, input_shape=(1, 3, 224, 224), ctx=None, backend='auto', check=
             net.hybridize(False)
     graph, params = fold_constants(json.loads(sym.tojson()), params, {input_name})
     graph, params, folded = fold_batchnorm_graph(graph, params)
+    # MENet / ShuffleNet only for now: exact anywhere, but timed on those graphs alone
+    graph, params, shuffle = shuffle_rewrites(graph, params, input_name, shape) \
+        if family == 'menet' else (graph, params, {})
+    graph, params, grouped = optimize_grouped(graph, params)
     graph, params, upsamplings = upsampling_as_deconvolution(graph, params, input_name, shape)
+    # ScaleNet (and nets of no family) only for now: exact anywhere, timed on ScaleNet-50
+    aligned = resizes = one_pixel = 0
+    if family in ('scalenet', None):
+        graph, params, aligned = aligned_branch_concat(graph, params, multiple=_simd_channels())
+        graph, params, resizes = small_resize_as_deconvolution(graph, params, input_name, shape)
+        graph, params, one_pixel = one_pixel_convs_as_1x1(graph, params, input_name, shape)
     graph, params, padded = pad_channels(graph, params, input_name, shape,
                                          multiple=_simd_channels())
+    # the depthwise convs shuffle_rewrites merged and padding left unaligned: split again
+    graph, params, shuffle['depthwise_split'] = split_unaligned_depthwise(graph, params) \
+        if family == 'menet' else (graph, params, 0)
+    # OctConv only for now: exact anywhere, but timed on OctConv graphs alone
+    graph, params, octave = octave_rewrites(graph, params, input_name, shape) \
+        if family == 'octconv' else (graph, params, {})
     left = sum(1 for n in graph['nodes'] if n['op'] in ('BatchNorm', '_contrib_BatchNormWithReLU'))
     report = {'family': family, 'rewrites': rewrites, 'bn_folded': folded, 'bn_left': left,
               'upsampling_as_deconv': upsamplings,
-              'convs_padded': padded, 'backend': None, 'max_rel_err': None}
+              **shuffle, **grouped,
+              'concats_aligned': aligned, 'resizes_as_deconv': resizes,
+              'one_pixel_convs_as_1x1': one_pixel,
+              'convs_padded': padded, **octave, 'backend': None, 'max_rel_err': None}
 
     def error_of(block):
         out = block(x)

@@ -121,6 +121,13 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
             node.get('attrs', {}).get('layout', 'None') in ('None', 'NCHW') and \
             len(shapes.get(node['name'], ())) == 4 and all(own_param(e) for e in node['inputs'][1:])
 
+    def depthwise(node):     # one channel in and out per group, own kernels
+        return node['op'] == 'Convolution' and len(node['inputs']) > 1 and \
+            all(own_param(e) for e in node['inputs'][1:]) and \
+            _attr_int(node, 'num_group', 1) == int(node.get('attrs', {}).get('num_filter', 0)) \
+            == params[nodes[node['inputs'][1][0]]['name']].shape[0] and \
+            params[nodes[node['inputs'][1][0]]['name']].shape[1] == 1
+
     def ones_deconv(node):   # our depthwise upsampling deconvolution
         return node['op'] == 'Deconvolution' and node['name'].endswith('_as_deconv') and \
             own_param(node['inputs'][1])
@@ -146,7 +153,9 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
             elif not padded_in:
                 maps[i] = None
             elif op in _ZERO_KEEPING and _ZERO_KEEPING[op](node.get('attrs', {})) \
-                    and len(node['inputs']) == 1 or ones_deconv(node) and not any(ins[1:]):
+                    and len(node['inputs']) == 1 or ones_deconv(node) and not any(ins[1:]) \
+                    or depthwise(node) and ins[0] is not None and not any(ins[1:]):
+                # (a depthwise convolution gets zero kernels and biases at the padding)
                 maps[i] = ins[0]
             elif op in _SUMS and all(m is not None for m in ins) and \
                     len({(m[0], tuple(m[1])) for m in ins}) == 1:
@@ -182,7 +191,16 @@ def pad_channels(graph, params, input_name, input_shape, multiple=16):
     out = []
     for i, node in enumerate(nodes):
         node = dict(node, attrs=dict(node.get('attrs', {})))
-        if node['op'] == 'Convolution' and (i in candidates or (
+        if depthwise(node) and maps.get(i) is not None:
+            width, real = maps[i][0], maps[i][1]
+            for pos in range(1, len(node['inputs'])):
+                pname = nodes[node['inputs'][pos][0]]['name']
+                value = params[pname]
+                new = np.zeros((width,) + value.shape[1:], np.float32)
+                new[real] = value
+                params[pname] = new
+            node['attrs']['num_filter'] = node['attrs']['num_group'] = str(width)
+        elif node['op'] == 'Convolution' and (i in candidates or (
                 node['inputs'] and maps.get(node['inputs'][0][0]) is not None)):
             wname = nodes[node['inputs'][1][0]]['name']
             weight = params[wname]
