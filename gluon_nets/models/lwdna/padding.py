@@ -2,12 +2,54 @@
 import numpy as np
 import mxnet as mx
 
+from .config import validate_config
 from .nets import LWDNAResNet
 
-__all__ = ['pad_widths']
+__all__ = ['pad_widths', 'map_widths', 'cpu_widths']
 
 
-def pad_widths(net, multiple=8, ctx=None):
+def map_widths(config, width_of):
+    """``config`` (a normalised width config) with every width ``w`` replaced by
+    ``width_of(w)``."""
+    return {'stem': width_of(config['stem']),
+            'stage_out': [width_of(w) for w in config['stage_out']],
+            'blocks': [[[width_of(w) for w in block] for block in stage]
+                       for stage in config['blocks']]}
+
+
+def _round_up(width, multiple):
+    return -(-width // multiple) * multiple
+
+
+def cpu_widths(config, depth, multiple=16):
+    """The widths oneDNN runs ``config`` (of ResNet-``depth``) fastest at, each no narrower
+    than the config's: every width rounded up to ``multiple`` (the float32 lanes of one
+    SIMD register: 16 on AVX-512, 8 on AVX2), and, on AVX-512 (``multiple=16``), the
+    widths of the bottlenecks' 3x3 convs to the smallest multiple of 32 or of 48.
+
+    Why the 3x3 rule: MXNet 1.9.1's oneDNN (2.4) runs a 3x3 conv on its fast f32
+    ``brgconv:avx512_core`` kernel only when the output width is a multiple of 32 or 48
+    (seen in its verbose log: 224, 240, 256, 288, 512 do; 80, 112, 272, 496 run the
+    older ``jit:avx512_common`` kernel). On the golden LW-DNA-50 shrink config this
+    costs 1.4% more MACs than rounding to 16 (4.12 vs 4.06 G) and ran 3-5% faster at
+    batch 1 (at par at batch 16), 1 thread, in interleaved A/B runs
+    (docs/lwdna.md "Speed"). Basic-block depths (18, 34) get the plain rounding (not
+    measured).
+    """
+    cfg = validate_config(config, depth)
+    padded = map_widths(cfg, lambda width: _round_up(width, multiple))
+    if multiple == 16 and depth >= 50:
+        padded['blocks'] = [[[conv1, min(_round_up(conv2, 32), _round_up(conv2, 48))]
+                             for conv1, conv2 in stage] for stage in padded['blocks']]
+    return padded
+
+
+def _widths(config):
+    return [config['stem']] + list(config['stage_out']) + \
+        [w for stage in config['blocks'] for block in stage for w in block]
+
+
+def pad_widths(net, multiple=8, ctx=None, config=None):
     """An :class:`LWDNAResNet` computing exactly what ``net`` computes, with every width
     rounded up to a multiple of ``multiple`` (padding: zero kernels, BN gamma = beta = mean
     = 0 and var = 1, zero classifier columns, so every padded channel stays 0).
@@ -18,19 +60,21 @@ def pad_widths(net, multiple=8, ctx=None):
     twice as slow per MAC. Padding costs a few percent more MACs (3.71 -> 3.88 G for the
     golden ResNet-50 config at ``multiple=8``). ``net`` must be initialised; returns an
     initialised net (same depth, classes and norm_kwargs) on ``ctx`` (default: ``net``'s
-    context).
+    context). ``config``: the padded widths themselves (a config no narrower than
+    ``net.config`` anywhere) instead of rounding every width up to ``multiple``.
     """
     if not isinstance(net, LWDNAResNet):
         raise TypeError('pad_widths expects an LWDNAResNet, got %s' % type(net).__name__)
     if int(multiple) != multiple or multiple < 1:
         raise ValueError('multiple must be a positive integer, got %r' % (multiple,))
 
-    def up(width):
-        return -(-width // multiple) * multiple
-
     cfg = net.config
-    padded = {'stem': up(cfg['stem']), 'stage_out': [up(w) for w in cfg['stage_out']],
-              'blocks': [[[up(w) for w in block] for block in stage] for stage in cfg['blocks']]}
+    padded = map_widths(cfg, lambda width: _round_up(width, multiple)) if config is None \
+        else validate_config(config, net.depth)
+    narrower = [(a, b) for a, b in zip(_widths(cfg), _widths(padded)) if b < a]
+    if narrower:
+        raise ValueError('pad_widths: config width %d is narrower than the net\'s %d (padding '
+                         'only widens)' % (narrower[0][1], narrower[0][0]))
     source = net._collect_params_with_prefix()
     ctx = ctx or next(iter(source.values())).list_ctx()[0]
     out = LWDNAResNet(net.depth, config=padded, classes=net.fc._units,
