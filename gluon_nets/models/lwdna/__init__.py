@@ -17,7 +17,7 @@ from .training import LWDNATraining
 
 __all__ = ['LWDNAResNet', 'HHResNet', 'HyperConv', 'HHBottleneck', 'HHBasicBlock',
            'default_config', 'validate_config', 'config_macs', 'config_from_state_dict',
-           'hh_reference_names', 'pad_widths', 'cpu_widths', 'shrink', 'search', 'STAGE_BLOCKS',
+           'hh_reference_names', 'pad_widths', 'cpu_widths', 'PaddedLWDNAResNet', 'shrink', 'search', 'STAGE_BLOCKS',
            'lwdna_resnet18', 'lwdna_resnet34', 'lwdna_resnet50', 'lwdna_resnet101',
            'lwdna_resnet152', 'hh_resnet18', 'hh_resnet34', 'hh_resnet50', 'hh_resnet101',
            'hh_resnet152']
@@ -48,5 +48,5 @@ from .nets import (LWDNAResNet, REFERENCE_EVAL, lwdna_resnet18, lwdna_resnet34, 
 from .hypernet import (HHBasicBlock, HHBottleneck, HHResNet, HyperConv,  # noqa: E402
                        hh_resnet18, hh_resnet34, hh_resnet50, hh_resnet101, hh_resnet152)
 from .search import search, shrink  # noqa: E402
-from .padding import cpu_widths, pad_widths  # noqa: E402
+from .padding import PaddedLWDNAResNet, cpu_widths, pad_widths  # noqa: E402
 from .conversion import config_from_state_dict, hh_reference_names  # noqa: E402
