@@ -158,6 +158,9 @@ def test_lwdna_pad_flag_is_checked_up_front():
     LWDNATraining().check(args, get_model_info('lwdna_resnet18'))
     with pytest.raises(ValueError, match='--lwdna-pad pads an LW-DNA net'):
         LWDNATraining().check(args, get_model_info('hh_resnet18'))
+    with pytest.raises(ValueError, match='--lwdna-pad cannot start from --pretrained-params'):
+        LWDNATraining().check(SimpleNamespace(**dict(vars(args), pretrained_params='w.params')),
+                              get_model_info('lwdna_resnet18'))
     with pytest.raises(ValueError, match=r'--lwdna-pad must be .* got 0'):
         LWDNATraining().check(SimpleNamespace(**dict(vars(args), lwdna_pad=0)),
                               get_model_info('lwdna_resnet18'))

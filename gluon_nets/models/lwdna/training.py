@@ -133,6 +133,11 @@ class LWDNATraining(TrainingPlugin):
         if pad is not None and not (_is_searched_net(info) or ratio is not None):
             raise ValueError('--lwdna-pad pads an LW-DNA net\'s widths: use an lwdna_* model, '
                              'or an hh_* model with --lwdna-ratio (got %s)' % info.name)
+        if pad is not None and getattr(args, 'pretrained_params', None):
+            # the transfer loader matches shapes (a padded classifier would look like
+            # another class count): --resume-params reads unpadded files fine
+            raise ValueError('--lwdna-pad cannot start from --pretrained-params: train without '
+                             '--lwdna-pad, or start from --resume-params')
 
     def build(self, session):
         """``(net, name, kwargs)`` for the two LW-DNA flows, None otherwise."""
