@@ -64,15 +64,16 @@ TOLERANCE = 1e-5   # max |optimized - net| / max |net|
 def _pad_lwdna(net, input_shape, ctx):
     """LW-DNA's shrunk widths (65, 57, 983, ...) to multiples of the SIMD width: zero
     kernels and zero BN rows keep every padded channel at 0 (exact)."""
-    from gluon_nets.models.lwdna import LWDNAResNet, pad_widths
+    from gluon_nets.models.lwdna import LWDNAResNet, cpu_widths, pad_widths
     if not isinstance(net, LWDNAResNet):
         return net, None
     multiple = _simd_channels()
-    widths = [net.config['stem']] + list(net.config['stage_out']) + \
-        [w for stage in net.config['blocks'] for block in stage for w in block]
-    if all(w % multiple == 0 for w in widths):
+    # multiples of 16 (AVX-512), and 32 or 48 for the bottlenecks' 3x3 convs (oneDNN 2.4's
+    # brgconv kernels): see cpu_widths
+    widths = cpu_widths(net.config, net.depth, multiple)
+    if widths == net.config:
         return net, None
-    return pad_widths(net, multiple=multiple, ctx=ctx), 'lwdna.pad_widths(multiple=%d)' % multiple
+    return pad_widths(net, ctx=ctx, config=widths), 'lwdna.pad_widths(cpu_widths(%d))' % multiple
 
 
 # family -> rewrite(net, input_shape, ctx) -> (net, description or None). A rewrite
