@@ -20,13 +20,11 @@ def _read_graph(symbol_file):
 
 
 def _write_rewritten_graph(symbol_file, graph, nodes, resolve):
-    """Store ``nodes`` (a rewritten node list) in ``graph`` with its argument nodes and
-    heads (mapped through ``resolve``) recomputed, and write it to ``symbol_file``."""
+    """Write ``graph`` with ``nodes`` (a rewritten node list) in place of its own, its
+    argument nodes and heads (mapped through ``resolve``) recomputed, to ``symbol_file``."""
     from gluon_nets.utils.atomic import write_text_atomic
-    graph['nodes'] = nodes
-    graph['arg_nodes'] = [k for k, n in enumerate(nodes) if n['op'] == 'null']
-    graph['heads'] = [resolve(h) for h in graph['heads']]
-    graph.pop('node_row_ptr', None)
+    from gluon_nets.inference.graph import with_nodes
+    graph = with_nodes(graph, nodes, [resolve(h) for h in graph['heads']])
     write_text_atomic(symbol_file, json.dumps(graph))
 
 

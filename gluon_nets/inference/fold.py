@@ -24,6 +24,8 @@ import json
 
 import numpy as np
 
+from .graph import used_params, with_nodes
+
 __all__ = ['fold_batchnorm_graph', 'materialize_weight_slices', 'fold_constants']
 
 _BN_OPS = ('BatchNorm', '_contrib_BatchNormWithReLU')
@@ -201,12 +203,9 @@ def _rebuild(graph, params, folded_bn, new_bias):
             inputs = [resolve(e) for e in node['inputs']]
         out.append(dict(node, inputs=inputs))
         index[i] = len(out) - 1
-    new_graph = {k: v for k, v in graph.items() if k != 'node_row_ptr'}
-    new_graph['nodes'] = out
-    new_graph['arg_nodes'] = [k for k, n in enumerate(out) if n['op'] == 'null']
-    new_graph['heads'] = [resolve(h) for h in graph['heads']]
-    used = {n['name'] for n in out if n['op'] == 'null'}
-    for name in [k for k in params if k not in used]:
+    new_graph = with_nodes(graph, out, [resolve(h) for h in graph['heads']])
+    kept = used_params(new_graph, params)
+    for name in [k for k in params if k not in kept]:
         del params[name]
     return new_graph
 
@@ -277,12 +276,8 @@ def _replace_inputs(graph, params, replace):
     remap = {k: j for j, k in enumerate(keep)}
     nodes = [dict(out[k], inputs=[[remap[e[0]], e[1], 0] for e in out[k]['inputs']])
              for k in keep]
-    new_graph = {k: v for k, v in graph.items() if k != 'node_row_ptr'}
-    new_graph['nodes'] = nodes
-    new_graph['arg_nodes'] = [k for k, n in enumerate(nodes) if n['op'] == 'null']
-    new_graph['heads'] = [[remap[h[0]], h[1], 0] for h in heads]
-    used = {n['name'] for n in nodes if n['op'] == 'null'}
-    return new_graph, {k: v for k, v in params.items() if k in used}
+    new_graph = with_nodes(graph, nodes, [[remap[h[0]], h[1], 0] for h in heads])
+    return new_graph, used_params(new_graph, params)
 
 
 # operators that compute a value from their inputs alone (no randomness, no state)

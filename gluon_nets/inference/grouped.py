@@ -32,6 +32,8 @@ So:
 """
 import numpy as np
 
+from .graph import with_nodes
+
 __all__ = ['merge_groups', 'merged_group_count', 'deconvolution_bias_into_sum',
            'optimize_grouped']
 
@@ -229,10 +231,7 @@ def deconvolution_bias_into_sum(graph, params):
             node = dict(node, inputs=inputs)
             out.append(node)
         index[i] = len(out) - 1
-    new_graph = {k: v for k, v in graph.items() if k != 'node_row_ptr'}
-    new_graph['nodes'] = out
-    new_graph['arg_nodes'] = [k for k, n in enumerate(out) if n['op'] == 'null']
-    new_graph['heads'] = [[index[h[0]], h[1], 0] for h in graph['heads']]
+    new_graph = with_nodes(graph, out, [[index[h[0]], h[1], 0] for h in graph['heads']])
     return new_graph, params, len(moves), len(separate)
 
 

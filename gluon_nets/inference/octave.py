@@ -31,6 +31,8 @@ import json
 
 import numpy as np
 
+from .graph import live_graph
+
 __all__ = ['shared_subexpressions', 'merged_sums', 'octave_rewrites']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus')
@@ -77,31 +79,7 @@ class _Graph(object):
         return name
 
     def to_json(self):
-        done, out, index = set(), [], {}
-
-        def visit(key):      # iterative post-order DFS (deep nets overflow recursion)
-            stack = [(key, False)]
-            while stack:
-                cur, expanded = stack.pop()
-                if cur in done:
-                    continue
-                if expanded:
-                    done.add(cur)
-                    node = self.nodes[cur]
-                    index[cur] = len(out)
-                    out.append(dict(node, inputs=[[index[s], o, 0] for s, o in node['inputs']]))
-                    continue
-                stack.append((cur, True))
-                for src, _ in reversed(self.nodes[cur]['inputs']):
-                    if src not in done:
-                        stack.append((src, False))
-        for src, _ in self.heads:
-            visit(src)
-        graph = dict(self.extra)
-        graph['nodes'] = out
-        graph['arg_nodes'] = [i for i, n in enumerate(out) if n['op'] == 'null']
-        graph['heads'] = [[index[s], o, 0] for s, o in self.heads]
-        return graph
+        return live_graph(self.extra, self.nodes, self.heads)
 
 
 # deterministic operators whose result depends on their inputs and attributes alone

@@ -12,6 +12,8 @@ import json
 
 import numpy as np
 
+from .graph import with_nodes
+
 __all__ = ['upsampling_as_deconvolution', 'output_shapes']
 
 
@@ -63,10 +65,7 @@ def upsampling_as_deconvolution(graph, params, input_name, input_shape):
             node = dict(node, inputs=inputs)
         out.append(node)
         index[i] = len(out) - 1
-    new_graph = {k: v for k, v in graph.items() if k != 'node_row_ptr'}
-    new_graph['nodes'] = out
-    new_graph['arg_nodes'] = [k for k, n in enumerate(out) if n['op'] == 'null']
-    new_graph['heads'] = [[index[h[0]], h[1], 0] for h in graph['heads']]
+    new_graph = with_nodes(graph, out, [[index[h[0]], h[1], 0] for h in graph['heads']])
     return new_graph, params, count
 
 

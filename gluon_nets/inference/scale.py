@@ -28,6 +28,8 @@ import json
 
 import numpy as np
 
+from .graph import live_graph, used_params
+
 __all__ = ['aligned_branch_concat', 'small_resize_as_deconvolution', 'one_pixel_convs_as_1x1']
 
 _RESIZE_OPS = ('repeat', 'Pad', 'pad', 'Pooling')
@@ -81,33 +83,8 @@ class _Graph:
         return k, entry[1]
 
     def dump(self, params):
-        order, index, seen = [], {}, set()
-        for head in self.graph['heads']:
-            stack = [(self._resolve(head)[0], False)]
-            while stack:
-                k, done = stack.pop()
-                if done:
-                    if k not in index:
-                        index[k] = len(order)
-                        order.append(k)
-                    continue
-                if k in seen:
-                    continue
-                seen.add(k)
-                stack.append((k, True))
-                for e in reversed(self.nodes[k]['inputs']):
-                    stack.append((self._resolve(e)[0], False))
-        out = []
-        for k in order:
-            node = self.nodes[k]
-            inputs = [[index[r[0]], r[1], 0] for r in map(self._resolve, node['inputs'])]
-            out.append(dict(node, inputs=inputs))
-        new_graph = {key: v for key, v in self.graph.items() if key != 'node_row_ptr'}
-        new_graph['nodes'] = out
-        new_graph['arg_nodes'] = [k for k, n in enumerate(out) if n['op'] == 'null']
-        new_graph['heads'] = [[index[self._resolve(h)[0]], h[1], 0] for h in self.graph['heads']]
-        used = {n['name'] for n in out if n['op'] == 'null'}
-        return new_graph, {k: v for k, v in params.items() if k in used}
+        new_graph = live_graph(self.graph, self.nodes, self.graph['heads'], self._resolve)
+        return new_graph, used_params(new_graph, params)
 
 
 def _int(attrs, key, default):

@@ -35,6 +35,8 @@ import copy
 
 import numpy as np
 
+from .graph import live_graph, used_params
+
 __all__ = ['merge_channel_splits', 'fold_channel_shuffle', 'plain_channel_concats',
            'shuffle_permutation', 'pointwise_form', 'split_unaligned_depthwise',
            'unaligned_concat_as_sum', 'shuffle_rewrites']
@@ -104,28 +106,8 @@ class _Graph:
         self.heads = [list(new_entry) if h[0] == old and h[1] == 0 else h for h in self.heads]
 
     def result(self):
-        order, index = [], {}
-        for head in self.heads:
-            stack = [(head[0], False)]
-            while stack:
-                k, done = stack.pop()
-                if k in index:
-                    continue
-                if done:
-                    index[k] = len(order)
-                    order.append(k)
-                    continue
-                stack.append((k, True))
-                stack.extend((e[0], False) for e in reversed(self.nodes[k]['inputs'])
-                             if e[0] not in index)
-        nodes = [dict(self.nodes[k], inputs=[[index[e[0]], e[1], 0]
-                                             for e in self.nodes[k]['inputs']]) for k in order]
-        graph = {k: v for k, v in self.graph.items() if k != 'node_row_ptr'}
-        graph['nodes'] = nodes
-        graph['arg_nodes'] = [k for k, n in enumerate(nodes) if n['op'] == 'null']
-        graph['heads'] = [[index[h[0]], h[1], 0] for h in self.heads]
-        used = {n['name'] for n in nodes if n['op'] == 'null'}
-        return graph, {k: v for k, v in self.params.items() if k in used}
+        graph = live_graph(self.graph, self.nodes, self.heads)
+        return graph, used_params(graph, self.params)
 
 
 _CONV_KEYS = ('kernel', 'stride', 'pad', 'dilate', 'layout', 'cudnn_off', 'workspace')
