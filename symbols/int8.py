@@ -207,7 +207,10 @@ class _MinMaxCollector:
         self.include_layer = None
         self.unreadable = set()
 
-    def collect(self, name, arr):
+    def _read(self, name, arr):
+        """(name, float numpy value) of a monitored output, or (name, None) when it is
+        empty, not float, or a oneDNN-layout tensor the monitor cannot read (that layer
+        is then not calibrated: it computes its range at run time)."""
         import ctypes
         import mxnet as mx
         from mxnet.base import NDArrayHandle, py_str
@@ -216,11 +219,15 @@ class _MinMaxCollector:
         try:
             value = value.copyto(mx.cpu()).asnumpy()
         except mx.base.MXNetError:
-            # a oneDNN-layout tensor the monitor cannot read: that layer is not
-            # calibrated (it computes its range at run time)
             self.unreadable.add(name)
-            return
+            return name, None
         if value.size == 0 or value.dtype.kind != 'f':
+            return name, None
+        return name, value
+
+    def collect(self, name, arr):
+        name, value = self._read(name, arr)
+        if value is None:
             return
         low, high = float(value.min()), float(value.max())
         if name in self.min_max_dict:
@@ -244,17 +251,8 @@ class _PercentileCollector(_MinMaxCollector):
         self._high, self._low, self._count = {}, {}, {}
 
     def collect(self, name, arr):
-        import ctypes
-        import mxnet as mx
-        from mxnet.base import NDArrayHandle, py_str
-        name = py_str(name)
-        value = mx.nd.NDArray(ctypes.cast(arr, NDArrayHandle), writable=False)
-        try:
-            value = value.copyto(mx.cpu()).asnumpy()
-        except mx.base.MXNetError:
-            self.unreadable.add(name)
-            return
-        if value.size == 0 or value.dtype.kind != 'f':
+        name, value = self._read(name, arr)
+        if value is None:
             return
         flat = value.ravel()
         self._count[name] = self._count.get(name, 0) + flat.size
