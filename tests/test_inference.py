@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from mxnet.gluon import nn
 
+from bn_stats import randomise_bn
 from conftest import DATA
 from gluon_nets import get_model
 from gluon_nets.inference import TOLERANCE, optimize, relative_error
@@ -37,20 +38,8 @@ def _net(name, **kwargs):
     mx.random.seed(0)
     net = get_model(name, **kwargs)
     net.initialize(mx.init.Xavier(magnitude=2.0))
-    _randomise_bn(net)
+    randomise_bn(net)
     return net
-
-
-def _randomise_bn(net):
-    """Non-trivial BN statistics, so that folding them is actually tested."""
-    rng = np.random.RandomState(1)
-    for name, param in net.collect_params().items():
-        if param.shape is None or any(s == 0 for s in param.shape):
-            continue
-        if name.endswith(('running_var', 'gamma')):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
-        elif name.endswith(('running_mean', 'beta')):
-            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape)))
 
 
 def _input(side, batch=2):
@@ -86,14 +75,14 @@ def test_net_of_no_family_gets_bn_folding():
     from gluon_nets._compat import import_gluoncv
     resnet = import_gluoncv().model_zoo.get_model('resnet18_v1b', classes=10)
     resnet.initialize(mx.init.Xavier())
-    _randomise_bn(resnet)
+    randomise_bn(resnet)
     plain = nn.HybridSequential()
     plain.add(nn.Conv2D(12, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'),
               nn.Conv2D(5, 3, groups=1, use_bias=True), nn.BatchNorm(),
               nn.GlobalAvgPool2D(), nn.Dense(3))
     plain.initialize(mx.init.Xavier())
     plain(_input(16))
-    _randomise_bn(plain)
+    randomise_bn(plain)
     for net, side in ((resnet, 32), (plain, 16)):
         fast = optimize(net, (1, 3, side, side), backend=None)
         assert fast.optimize_report['family'] is None

@@ -11,6 +11,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from bn_stats import randomise_bn
 from gluon_nets import get_model
 from gluon_nets.inference import TOLERANCE, _unfuse_nested_sums, optimize, relative_error
 from gluon_nets.inference.octave import merged_sums, octave_rewrites, shared_subexpressions
@@ -134,12 +135,7 @@ def test_octconv_net_partitions_with_every_sum_fused_and_is_exact(alpha):
     mx.random.seed(0)
     net = get_model('oct_resnet26_v1b', alpha=alpha, classes=10)
     net.initialize(mx.init.Xavier(magnitude=2.0))
-    rng = np.random.RandomState(1)
-    for name, param in net.collect_params().items():
-        if name.endswith(('running_var', 'gamma')):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
-        elif name.endswith(('running_mean', 'beta')):
-            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape)))
+    randomise_bn(net)
     fast = optimize(net, (1, 3, 32, 32), backend='MKLDNN')
     report = fast.optimize_report
     assert report['backend'] == 'MKLDNN'

@@ -10,10 +10,10 @@ import json
 
 import mxnet as mx
 import numpy as np
-import pytest
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
+from bn_stats import randomise_bn
 from gluon_nets.inference import TOLERANCE, optimize, relative_error
 from gluon_nets.inference.rewrites import output_shapes
 from gluon_nets.inference.scale import (aligned_branch_concat, one_pixel_convs_as_1x1,
@@ -48,12 +48,7 @@ def _net(inference_graph=True):
     mx.random.seed(0)
     net = TwoSABlocks()
     net.initialize(mx.init.Xavier(magnitude=2.0))
-    rng = np.random.RandomState(1)
-    for name, param in net.collect_params().items():
-        if name.endswith(('running_var', 'gamma')):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
-        elif name.endswith(('running_mean', 'beta')):
-            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape)))
+    randomise_bn(net)
     net.use_inference_graph(inference_graph)
     return net
 

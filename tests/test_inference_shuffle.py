@@ -13,6 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from bn_stats import randomise_bn
 from gluon_nets import get_model
 from gluon_nets.inference import _symbol_block, _trace, optimize, relative_error
 from gluon_nets.inference import shuffle
@@ -25,12 +26,7 @@ def _net(name):
     mx.random.seed(0)
     net = get_model(name)
     net.initialize(mx.init.Xavier(magnitude=2.0))
-    rng = np.random.RandomState(1)
-    for pname, param in net.collect_params().items():
-        if pname.endswith(('running_var', 'gamma')):
-            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, param.shape)))
-        elif pname.endswith(('running_mean', 'beta')):
-            param.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, param.shape)))
+    randomise_bn(net)
     return net
 
 
