@@ -40,6 +40,22 @@ def mxnet_step(net, batch, size, ctx=None):
     return step
 
 
+def mxnet_training_step(net, trainer, x, y, loss_fn):
+    """A callable running one training step of ``net`` (forward + backward under
+    ``autograd.record``, ``trainer.step``) on the batch ``x`` (N, C, H, W), labels ``y``
+    (N,), and waiting for it."""
+    import mxnet as mx
+    from mxnet import autograd
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(x.shape[0])
+        mx.nd.waitall()
+    return step
+
+
 def torch_step(model, batch, size, threads):
     """A callable running a torch ``model`` (eval, no grad) on a random batch."""
     import torch

@@ -18,7 +18,8 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, format_table, interleaved_wall_cpu, set_threads  # noqa: E402
+from common import (ROOT, format_table, interleaved_wall_cpu, mxnet_training_step,  # noqa: E402
+                    set_threads)
 
 LWDNA_GOLDEN = os.path.join(ROOT, 'tests', 'data', 'golden', 'lwdna', 'resnet50_hh_wide2.json')
 
@@ -36,7 +37,7 @@ def main(argv=None):
     threads = set_threads(args.threads)
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd, gluon
+    from mxnet import gluon
     from gluon_nets import get_model
     from gluon_nets.models.lwdna import cpu_widths, pad_widths
     from gluon_nets.profile import count_macs
@@ -57,19 +58,12 @@ def main(argv=None):
     x = mx.nd.random.uniform(-1, 1, (args.batch, 3, args.size, args.size))
     y = mx.nd.array(np.random.RandomState(0).randint(0, 1000, args.batch))
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    steps, trainers = {}, {}
+    steps = {}
     for name, net in nets.items():
         net.hybridize(static_alloc=True, static_shape=True)
         trainer = gluon.Trainer(net.collect_params(), 'sgd',
                                 {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-4})
-
-        def step(net=net, trainer=trainer):
-            with autograd.record():
-                loss = loss_fn(net(x), y)
-            loss.backward()
-            trainer.step(args.batch)
-            mx.nd.waitall()
-        steps[name] = step
+        steps[name] = mxnet_training_step(net, trainer, x, y, loss_fn)
     times = interleaved_wall_cpu(steps, args.rounds, warmup=2)
     pick = 1 if threads == 1 else 0
 

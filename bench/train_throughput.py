@@ -147,8 +147,8 @@ def pipeline(size, batch, threads, batches):
 def octave_steps(model, alphas, size, batch, rounds, threads):
     """{label: (wall s/img, cpu s/img)} of one training step of ``model`` per variant."""
     import mxnet as mx
-    from mxnet import autograd, gluon
-    from common import interleaved_wall_cpu
+    from mxnet import gluon
+    from common import interleaved_wall_cpu, mxnet_training_step
     from gluon_nets import get_model
     variants = [('alpha 0', 0.0, True)]
     for alpha in alphas:
@@ -164,15 +164,7 @@ def octave_steps(model, alphas, size, batch, rounds, threads):
         net.hybridize(static_alloc=True, static_shape=True)
         trainer = gluon.Trainer(net.collect_params(), 'nag',
                                 {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-4})
-
-        def step(net=net, trainer=trainer):
-            with autograd.record():
-                loss = loss_fn(net(x), y)
-            loss.backward()
-            trainer.step(batch)
-            loss.wait_to_read()
-            mx.nd.waitall()
-        steps[label] = step
+        steps[label] = mxnet_training_step(net, trainer, x, y, loss_fn)
     times = interleaved_wall_cpu(steps, rounds, warmup=2)
     return {label: (statistics.median(w) / batch, statistics.median(c) / batch)
             for label, (w, c) in times.items()}
