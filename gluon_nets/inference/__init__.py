@@ -81,6 +81,38 @@ def _pad_lwdna(net, input_shape, ctx):
 FAMILY_REWRITES = {'lwdna': _pad_lwdna}
 
 
+_EVERY_NET = '*'   # a graph rewrite that runs on every net
+
+
+def _graph_rewrites(input_name, shape, multiple):
+    """The exact graph rewrites ``optimize`` runs after BatchNorm folding, in order,
+    as (families, report key, rewrite): ``families`` are the registry families it
+    runs for (None in it: nets of no family) or _EVERY_NET; ``report key`` names its
+    count in ``optimize_report``, or is None when it returns a dict of counts;
+    ``rewrite(graph, params)`` returns (graph, params, count or counts).
+
+    The pattern rewrites of one family are exact on any graph but were timed on that
+    family's graphs alone, so they run only there (ScaleNet's also on nets of no
+    family)."""
+    return [
+        (('menet',), None, lambda g, p: shuffle_rewrites(g, p, input_name, shape)),
+        (_EVERY_NET, None, optimize_grouped),
+        (_EVERY_NET, 'upsampling_as_deconv',
+         lambda g, p: upsampling_as_deconvolution(g, p, input_name, shape)),
+        (('scalenet', None), 'concats_aligned',
+         lambda g, p: aligned_branch_concat(g, p, multiple=multiple)),
+        (('scalenet', None), 'resizes_as_deconv',
+         lambda g, p: small_resize_as_deconvolution(g, p, input_name, shape)),
+        (('scalenet', None), 'one_pixel_convs_as_1x1',
+         lambda g, p: one_pixel_convs_as_1x1(g, p, input_name, shape)),
+        (_EVERY_NET, 'convs_padded',
+         lambda g, p: pad_channels(g, p, input_name, shape, multiple=multiple)),
+        # the depthwise convs shuffle_rewrites merged and padding left unaligned: split again
+        (('menet',), 'depthwise_split', split_unaligned_depthwise),
+        (('octconv',), None, lambda g, p: octave_rewrites(g, p, input_name, shape)),
+    ]
+
+
 def _simd_channels():
     """16 (channels per AVX-512 register) where the CPU has AVX-512, else 8 (AVX2):
     oneDNN's blocked direct-convolution kernels want channel counts of that multiple."""
@@ -256,32 +288,17 @@ def optimize(net, input_shape=(1, 3, 224, 224), ctx=None, backend='auto', check=
             net.hybridize(False)
     graph, params = fold_constants(json.loads(sym.tojson()), params, {input_name})
     graph, params, folded = fold_batchnorm_graph(graph, params)
-    # MENet / ShuffleNet only for now: exact anywhere, but timed on those graphs alone
-    graph, params, shuffle = shuffle_rewrites(graph, params, input_name, shape) \
-        if family == 'menet' else (graph, params, {})
-    graph, params, grouped = optimize_grouped(graph, params)
-    graph, params, upsamplings = upsampling_as_deconvolution(graph, params, input_name, shape)
-    # ScaleNet (and nets of no family) only for now: exact anywhere, timed on ScaleNet-50
-    aligned = resizes = one_pixel = 0
-    if family in ('scalenet', None):
-        graph, params, aligned = aligned_branch_concat(graph, params, multiple=_simd_channels())
-        graph, params, resizes = small_resize_as_deconvolution(graph, params, input_name, shape)
-        graph, params, one_pixel = one_pixel_convs_as_1x1(graph, params, input_name, shape)
-    graph, params, padded = pad_channels(graph, params, input_name, shape,
-                                         multiple=_simd_channels())
-    # the depthwise convs shuffle_rewrites merged and padding left unaligned: split again
-    graph, params, shuffle['depthwise_split'] = split_unaligned_depthwise(graph, params) \
-        if family == 'menet' else (graph, params, 0)
-    # OctConv only for now: exact anywhere, but timed on OctConv graphs alone
-    graph, params, octave = octave_rewrites(graph, params, input_name, shape) \
-        if family == 'octconv' else (graph, params, {})
+    counts = {}
+    for families, key, rewrite_graph in _graph_rewrites(input_name, shape, _simd_channels()):
+        if families is not _EVERY_NET and family not in families:
+            if key is not None:
+                counts[key] = 0
+            continue
+        graph, params, done = rewrite_graph(graph, params)
+        counts.update(done if key is None else {key: done})
     left = sum(1 for n in graph['nodes'] if n['op'] in ('BatchNorm', '_contrib_BatchNormWithReLU'))
     report = {'family': family, 'rewrites': rewrites, 'bn_folded': folded, 'bn_left': left,
-              'upsampling_as_deconv': upsamplings,
-              **shuffle, **grouped,
-              'concats_aligned': aligned, 'resizes_as_deconv': resizes,
-              'one_pixel_convs_as_1x1': one_pixel,
-              'convs_padded': padded, **octave, 'backend': None, 'max_rel_err': None}
+              **counts, 'backend': None, 'max_rel_err': None}
 
     def error_of(block):
         out = block(x)
