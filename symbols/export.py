@@ -224,15 +224,14 @@ def _format(args):
 def _refuse_to_overwrite(args, fmt, model_name):
     """ValueError naming --out when it already holds this export (same stem and format),
     unless --overwrite: an earlier export is never replaced by accident."""
-    from .exporter import _STEM_SUFFIX
-    stem = (args.name or model_name) + _STEM_SUFFIX[fmt]
-    names = ([stem + '.onnx', stem + '.onnx.json'] if fmt == 'onnx' else
-             [stem + '-symbol.json', stem + '-0000.params', stem + '-deploy.json'])
+    from .exporter import _STEM_SUFFIX, export_files
+    name = args.name or model_name
     out = os.path.expanduser(args.out)
-    found = [n for n in names if os.path.exists(os.path.join(out, n))]
+    found = [n for n in export_files(name, fmt) if os.path.lexists(os.path.join(out, n))]
     if found and not args.overwrite:
         raise ValueError('--out %s already holds an export named %s (%s): give --overwrite to '
-                         'replace it, or another --out/--name' % (args.out, stem, ', '.join(found)))
+                         'replace it, or another --out/--name'
+                         % (args.out, name + _STEM_SUFFIX[fmt], ', '.join(found)))
 
 
 def _run(args):
@@ -292,7 +291,8 @@ def _run(args):
                    quantize_granularity=args.quantize_granularity,
                    quantized_dtype=args.quantized_dtype,
                    exclude_layers=parse_exclude(args.int8_exclude),
-                   partition=args.partition, optimize=not args.no_optimize)
+                   partition=args.partition, optimize=not args.no_optimize,
+                   overwrite=args.overwrite)
 
 
 def parse_exclude(text):

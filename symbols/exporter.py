@@ -29,11 +29,25 @@ from .checks import ExportError, check_input, error_line
 from .deploy_record import deploy_record, export_data_config, registry_name
 from .rewrites import split_bn_relu
 
-__all__ = ['export', 'FORMATS']
+__all__ = ['export', 'export_files', 'ExistingExport', 'FORMATS']
 
 FORMATS = ('symbol', 'fused', 'onnx', 'int8')
 _WRITERS = {'symbol': symbol.save, 'fused': fused.save, 'onnx': onnx.save, 'int8': int8.save}
 _STEM_SUFFIX = {'symbol': '', 'fused': '-fused', 'onnx': '', 'int8': '-int8'}
+
+
+class ExistingExport(ValueError):
+    """``out_dir`` already holds files of this export and ``overwrite`` was not given."""
+
+
+def export_files(name, format='symbol', stem=None):
+    """The file names an export of ``name`` in ``format`` writes (``stem`` as in
+    :func:`export`): ``<stem>.onnx`` + ``<stem>.onnx.json`` for ONNX, else
+    ``<stem>-symbol.json``, ``<stem>-0000.params`` and ``<stem>-deploy.json``."""
+    stem = stem or name + _STEM_SUFFIX[format]
+    if format == 'onnx':
+        return [stem + '.onnx', stem + '.onnx.json']
+    return [stem + '-symbol.json', stem + '-0000.params', stem + '-deploy.json']
 
 
 def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_channels=None,
@@ -41,7 +55,7 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
            weights=None, class_names=None, data_config=None, calib_data=None,
            num_calib_examples=256, calib_mode='naive', quantize_mode='smart',
            quantize_granularity='channel-wise', stem=None, optimize=False, partition='auto',
-           quantized_dtype='auto', exclude_layers=None):
+           quantized_dtype='auto', exclude_layers=None, overwrite=False):
     """Export an initialised HybridBlock as a deployable artefact.
 
     Parameters
@@ -80,6 +94,9 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
         check input and keeps the partitioned graph only when it is faster by a margin
         (:mod:`symbols.fused`; the deployer JSON records which and both times);
         'always' keeps the partitioned graph.
+    overwrite : bool
+        Replace an export of the same stem and format already in ``out_dir``; without
+        it such files are never touched (:class:`ExistingExport`, before any work).
     optimize : bool
         Export ``gluon_nets.inference.optimize(net)`` (BN folded, family rewrites; within
         1e-5 of ``net``, checked there) instead of ``net``: the checks below then compare
@@ -93,7 +110,8 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
 
     Raises
     ------
-    ExportError naming the operator or the failed check; ValueError for bad arguments.
+    ExportError naming the operator or the failed check; ValueError for bad arguments;
+    ExistingExport (a ValueError) when ``out_dir`` holds this export and not ``overwrite``.
     """
     import mxnet as mx
     from gluon_nets.utils.atomic import write_json_atomic
@@ -126,6 +144,11 @@ def export(net, out_dir, name, format='symbol', input_size=None, batch=1, in_cha
     elif format == 'fused':
         options = dict(partition=partition)
     stem = stem or name + _STEM_SUFFIX[format]
+    found = [f for f in export_files(name, format, stem)
+             if os.path.lexists(os.path.join(out_dir, f))]
+    if found and not overwrite:
+        raise ExistingExport('%s already holds an export named %s (%s): pass overwrite=True '
+                             'to replace it' % (out_dir, stem, ', '.join(found)))
 
     os.makedirs(out_dir, exist_ok=True)
     out_dir = os.path.abspath(out_dir)

@@ -467,7 +467,25 @@ def test_export_defaults_to_the_registry_data_config(tmp_path):
     assert out['data_config'] == {k: list(v) if isinstance(v, tuple) else v
                                   for k, v in want.items()}
     with pytest.raises(ValueError, match='outputs 10 logits'):
-        symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size, classes=5)
+        symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size, classes=5,
+                       overwrite=True)
+
+
+def test_python_export_never_replaces_an_export_unless_asked(tmp_path):
+    from symbols.exporter import ExistingExport
+    name = _cli_model()
+    size = max(gluon_nets.get_model_info(name).min_input_size, 32)
+    first = symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size)
+    before = {path: open(path, 'rb').read() for path in first['files'].values()}
+    with pytest.raises(ExistingExport, match=name + '-symbol.json'):
+        symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size)
+    assert {p: open(p, 'rb').read() for p in before} == before
+    assert sorted(os.listdir(str(tmp_path))) == sorted(os.path.basename(p) for p in before)
+    # another format has other files: no clash
+    symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size, format='onnx')
+    again = symbols.export(_zoo_net(name, size), str(tmp_path), name, input_size=size,
+                           overwrite=True)
+    assert sorted(again['files'].values()) == sorted(before)
 
 
 def test_cli_takes_the_trainers_flag_spellings(tmp_path):
